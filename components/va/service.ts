@@ -11,6 +11,8 @@ export interface ValidationRequest {
   /** RFC 8555 §8.1: token || '.' || base64url(JWK thumbprint). */
   keyAuthorization: string;
   accountId: string;
+  /** For the `authz` log key only. */
+  authorizationId?: string;
 }
 
 /** A failed validation is a result, not an RPC error: `problem` says why. */

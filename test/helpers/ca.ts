@@ -1,0 +1,65 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Agent } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startCaInstance, type CaInstance } from '../../pipelines/local/ca-instance.js';
+import type { ColorSettings } from '../../pipelines/local/configs.js';
+import { freePort, randomPorts } from '../../pipelines/local/ports.js';
+import { ensureSharedState, type SharedState } from '../../pipelines/local/shared-state.js';
+
+export interface TestCa {
+  readonly instance: CaInstance;
+  readonly shared: SharedState;
+  readonly directoryUrl: string;
+  /** PEM of every root a client must trust. */
+  readonly trustPem: string;
+  /** An HTTPS agent that trusts the ACME endpoint. */
+  readonly agent: Agent;
+  readonly httpPort: number;
+  readonly tlsAlpnPort: number;
+  readonly dir: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a whole CA (every component a real process on loopback) in a temporary state
+ * directory, with free ports for everything including the VA's http-01 and tls-alpn-01 ports.
+ */
+export async function startTestCa(
+  settings: Partial<ColorSettings> & { dbUrl?: string } = {},
+): Promise<TestCa> {
+  const dir = mkdtempSync(join(tmpdir(), 'bluegreen-ca-test-'));
+  const shared = await ensureSharedState({ stateDir: join(dir, 'state'), dbUrl: settings.dbUrl });
+  const validation = { httpPort: await freePort(), tlsAlpnPort: await freePort() };
+  const ports = await randomPorts(validation);
+
+  let instance: CaInstance;
+  try {
+    instance = await startCaInstance({
+      shared,
+      ports,
+      settings: { allowedDomains: ['test'], logLevel: 'info', ...settings },
+      dir: join(dir, 'run'),
+    });
+  } catch (err) {
+    process.stderr.write(`test CA failed to start; its files are in ${dir}\n`);
+    throw err;
+  }
+
+  const trustPem = readFileSync(shared.trustBundle, 'utf8');
+  const agent = new Agent({ ca: trustPem, keepAlive: true });
+  return {
+    instance,
+    shared,
+    directoryUrl: instance.directoryUrl,
+    trustPem,
+    agent,
+    ...validation,
+    dir,
+    async stop() {
+      agent.destroy();
+      await instance.stop();
+      if (process.env.KEEP_TEST_STATE !== '1') rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
