@@ -21,9 +21,11 @@ export function spawnComponent(component: Component, configFile: string, logDir:
   mkdirSync(logDir, { recursive: true });
   const logFile = join(logDir, `${component}.log`);
   const out = createWriteStream(logFile, { flags: 'a' });
+  // BLUEGREEN_NODE_ARGS passes extra Node flags (for example --cpu-prof) to every component.
+  const extra = process.env.BLUEGREEN_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(repoRoot, 'components', component, 'main.ts'), '--config', configFile],
+    [...extra, '--import', 'tsx', join(repoRoot, 'components', component, 'main.ts'), '--config', configFile],
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },
   );
   child.stdout?.pipe(out);
