@@ -1,4 +1,6 @@
 import { benchIssuance } from './issuance.js';
+import { benchOcsp } from './ocsp.js';
+import { benchSign } from './sign.js';
 
 /** `npm run bench -- <name>`: prints figures to stdout, one line each. */
 const benches: Record<string, () => Promise<void>> = {
@@ -11,6 +13,37 @@ const benches: Record<string, () => Promise<void>> = {
           `(${f.issued} issued, ${f.failed} failed in ${f.seconds.toFixed(1)} s)\n`,
       );
     }
+  },
+
+  async sign() {
+    const seconds = Number(process.env.BENCH_SECONDS ?? 3);
+    const { figures, ratios } = await benchSign({ seconds });
+    for (const f of figures) {
+      process.stdout.write(
+        `sign ecdsa-p256 store=${f.store} concurrency=${f.concurrency}: ` +
+          `${f.perSecond.toFixed(0)} signatures/s (${f.signatures} in ${f.seconds.toFixed(1)} s)\n`,
+      );
+    }
+    for (const r of ratios) {
+      process.stdout.write(
+        `sign ecdsa-p256 concurrency=${r.concurrency}: pkcs11/file = ` +
+          `${r.pkcs11OverFile.toFixed(2)}\n`,
+      );
+    }
+  },
+
+  async ocsp() {
+    const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+    const connections = Number(process.env.BENCH_CONNECTIONS ?? 16);
+    const { responder, nginx, ratio } = await benchOcsp({ seconds, connections });
+    for (const f of [responder, nginx]) {
+      process.stdout.write(
+        `ocsp GET keep-alive ${f.target.padEnd(9)} connections=${f.connections}: ` +
+          `${f.perSecond.toFixed(0)} requests/s (${f.requests} ok, ${f.errors} errors in ` +
+          `${f.seconds.toFixed(1)} s)\n`,
+      );
+    }
+    process.stdout.write(`ocsp responder/nginx = ${ratio.toFixed(2)} (target >= 0.60)\n`);
   },
 };
 

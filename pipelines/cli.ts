@@ -1,9 +1,19 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { join, resolve } from 'node:path';
-import { startCaInstance } from './local/ca-instance.js';
-import { defaultPorts } from './local/ports.js';
+import type { SmokeStep } from '../smoke-tests/steps.js';
+import { deploy } from './deploy.js';
+import { flipColor } from './flip-color.js';
+import { PipelineError } from './operation.js';
+import { buildRelease } from './release.js';
+import { rollback } from './rollback.js';
+import { smokeTest } from './smoke.js';
+import { status } from './status.js';
+import { teardown } from './teardown.js';
+import { LocalTarget } from './targets/local.js';
+import type { Color } from './targets/types.js';
 import { repoRoot } from './local/processes.js';
-import { ensureSharedState } from './local/shared-state.js';
+import { initSoftHsmToken } from '../components/keys/softhsm.js';
+import { ensureSharedState, sharedTokenLabel, type SharedKeyStore } from './local/shared-state.js';
 import { failAndExit, step } from './progress.js';
 
 const program = new Command('bluegreen-ca')
@@ -14,6 +24,16 @@ const program = new Command('bluegreen-ca')
     process.exit(err.exitCode);
   });
 
+function keyStoreKind(value: string): SharedKeyStore {
+  if (value !== 'file' && value !== 'softhsm') {
+    throw new InvalidArgumentError(`expected file or softhsm, got ${value}`);
+  }
+  return value;
+}
+
+const keysHelp =
+  'where new CA keys go: file (PKCS#8 files) or softhsm (a SoftHSM2 token); default file';
+
 function domains(value: string): string[] {
   const list = value.split(',').map((d) => d.trim()).filter(Boolean);
   if (list.length === 0) throw new InvalidArgumentError('expected a comma-separated list of domains');
@@ -23,48 +43,198 @@ function domains(value: string): string[] {
 program
   .command('init')
   .description('create the shared state: internal PKI, CA keys and hierarchy, nonce key, database')
-  .action(async () => {
-    const state = await step('shared state', () => ensureSharedState({ stateDir: program.opts().state }));
+  .option('--keys <store>', keysHelp, keyStoreKind)
+  .action(async (opts: { keys?: SharedKeyStore }) => {
+    const state = await step('shared state', () =>
+      ensureSharedState({ stateDir: program.opts().state, keyStore: opts.keys }),
+    );
     process.stdout.write(JSON.stringify({ stateDir: state.stateDir, trustBundle: state.trustBundle }) + '\n');
   });
 
+function target(opts: { domains: string[]; dnsResolver?: string }): LocalTarget {
+  return new LocalTarget({
+    stateDir: resolve(program.opts().state),
+    settings: { allowedDomains: opts.domains, dnsResolver: opts.dnsResolver },
+  });
+}
+
+function color(value: string): Color {
+  if (value !== 'blue' && value !== 'green') {
+    throw new InvalidArgumentError(`expected blue or green, got ${value}`);
+  }
+  return value;
+}
+
+function printSmoke(record: { passed: boolean; steps: readonly SmokeStep[] }): void {
+  for (const s of record.steps) {
+    const mark = s.status === 'passed' ? 'ok  ' : s.status === 'skipped' ? 'skip' : 'FAIL';
+    process.stderr.write(`  ${mark} ${s.name} (${s.ms} ms)${s.detail ? `: ${s.detail}` : ''}\n`);
+  }
+}
+
+const targetOptions = (c: Command) =>
+  c
+    .option('--domains <list>', 'domains certificates may be issued for', domains, ['test'])
+    .option('--dns-resolver <host:port>', 'DNS server the VA asks for dns-01 TXT records')
+    .option('--target <name>', 'where the CA runs: local', 'local');
+
+function localOnly(name: string): void {
+  if (name !== 'local') {
+    throw new PipelineError(`target ${name} is not deployable from this command yet`, 'use --target local');
+  }
+}
+
+targetOptions(
+  program
+    .command('start')
+    .description('demo on this machine: deploy, smoke-test and flip a color, then stay up until Ctrl-C')
+    .option('--keys <store>', keysHelp, keyStoreKind),
+).action(async (opts: { domains: string[]; dnsResolver?: string; keys?: SharedKeyStore }) => {
+  const stateDir = resolve(program.opts().state);
+  await step('shared state', () => ensureSharedState({ stateDir, keyStore: opts.keys }));
+  const t = target(opts);
+  const deployed = await deploy({ target: t });
+  const record = await step(`smoke ${deployed.color}`, () => smokeTest({ target: t, color: deployed.color }));
+  printSmoke(record);
+  if (!record.passed) throw new PipelineError(`${deployed.color} failed its smoke test`, 'see the color logs');
+  await flipColor({ target: t, to: deployed.color });
+  const s = await status({ target: t });
+
+  process.stderr.write(
+    [
+      '',
+      `ACME directory: ${s.public.acme}`,
+      `OCSP:           ${s.public.ocsp.join(' ')}`,
+      `CRL:            ${s.public.crl.join(' ')}`,
+      `trust bundle:   ${s.public.trustBundle}`,
+      `allowed:        ${opts.domains.join(', ')} (names under them resolve to 127.0.0.1)`,
+      `http-01 port:   ${s.validation.httpPort}, tls-alpn-01 port: ${s.validation.tlsAlpnPort}`,
+      `active color:   ${s.active} (release ${deployed.release})`,
+      'Ctrl-C stops the CA.',
+      '',
+    ].join('\n'),
+  );
+
+  const stop = async () => {
+    for (const c of ['blue', 'green'] as const) await t.destroy(c);
+    await t.stopLoadBalancer();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
+});
+
+targetOptions(
+  program
+    .command('deploy')
+    .description('build (or take) a release and start it in the idle color')
+    .option('--color <color>', 'the color to deploy to (default: the idle one)', color)
+    .option('--release <version>', 'a built release (default: build this checkout)'),
+).action(async (opts: { domains: string[]; target: string; color?: Color; release?: string }) => {
+  localOnly(opts.target);
+  const result = await deploy({ target: target(opts), color: opts.color, release: opts.release });
+  process.stdout.write(JSON.stringify(result) + '\n');
+});
+
+targetOptions(
+  program
+    .command('smoke')
+    .description("prove one color through its preview endpoints")
+    .option('--color <color>', 'the color to test (default: the idle one when it runs)', color)
+    .option('--json', 'print the smoke record as JSON on stdout'),
+).action(async (opts: { domains: string[]; target: string; color?: Color; json?: boolean }) => {
+  localOnly(opts.target);
+  const record = await smokeTest({ target: target(opts), color: opts.color });
+  printSmoke(record);
+  if (opts.json) process.stdout.write(JSON.stringify(record) + '\n');
+  if (!record.passed) {
+    throw new PipelineError(`${record.color} failed its smoke test`, 'see the steps above and the color logs');
+  }
+});
+
+targetOptions(
+  program
+    .command('flip-color')
+    .description('send new traffic to a color that passed its smoke test')
+    .option('--to <color>', 'the color to flip to (default: the other one)', color)
+    .option('--smoke-window <seconds>', 'how old a passing smoke record may be', Number, 3600),
+).action(async (opts: { domains: string[]; target: string; to?: Color; smokeWindow: number }) => {
+  localOnly(opts.target);
+  const result = await flipColor({ target: target(opts), to: opts.to, smokeWindowSeconds: opts.smokeWindow });
+  process.stdout.write(JSON.stringify(result) + '\n');
+});
+
+targetOptions(
+  program
+    .command('teardown')
+    .description('stop a color that does not serve; refuses the active color')
+    .option('--color <color>', 'the color to remove (default: the inactive one)', color)
+    .option('--drain <seconds>', 'how long open connections may finish', Number, 5),
+).action(async (opts: { domains: string[]; target: string; color?: Color; drain: number }) => {
+  localOnly(opts.target);
+  const result = await teardown({ target: target(opts), color: opts.color, drainSeconds: opts.drain });
+  process.stdout.write(JSON.stringify(result) + '\n');
+});
+
+targetOptions(
+  program.command('rollback').description('redeploy the previous release to the idle color, smoke-test it, flip'),
+).action(async (opts: { domains: string[]; target: string }) => {
+  localOnly(opts.target);
+  const result = await rollback({ target: target(opts) });
+  process.stdout.write(JSON.stringify(result) + '\n');
+});
+
+targetOptions(
+  program
+    .command('status')
+    .description('what runs where')
+    .option('--json', 'print the status as JSON (the contract pipelines read)'),
+).action(async (opts: { domains: string[]; target: string; json?: boolean }) => {
+  localOnly(opts.target);
+  const s = await status({ target: target(opts) });
+  if (opts.json) {
+    process.stdout.write(JSON.stringify(s, null, 2) + '\n');
+    return;
+  }
+  const line = (c: Color) => {
+    const e = s.colors[c] as { state: string; release?: string; smoke?: { passed: boolean } };
+    const smoke = e.smoke ? (e.smoke.passed ? 'smoke passed' : 'smoke FAILED') : 'not smoke-tested';
+    return `${c}: ${e.state}${e.release ? ` ${e.release}, ${smoke}` : ''}`;
+  };
+  process.stdout.write(
+    [`active: ${s.active ?? 'none'} (previous: ${s.previous ?? 'none'})`, line('blue'), line('green'),
+      `acme: ${s.public.acme}`, ...(s.operation ? [`operation: ${JSON.stringify(s.operation)}`] : [])].join('\n') + '\n',
+  );
+});
+
 program
-  .command('start')
-  .description('start the CA on this machine with embedded defaults and keep it up until Ctrl-C')
-  .option('--domains <list>', 'domains certificates may be issued for', domains, ['test'])
-  .option('--dns-resolver <host:port>', 'DNS server the VA asks for dns-01 TXT records')
-  .action(async (opts: { domains: string[]; dnsResolver?: string }) => {
-    const stateDir = resolve(program.opts().state);
-    const shared = await step('shared state', () => ensureSharedState({ stateDir }));
-    const ca = await step('components', () =>
-      startCaInstance({
-        shared,
-        ports: defaultPorts,
-        settings: { allowedDomains: opts.domains, dnsResolver: opts.dnsResolver },
-        dir: join(stateDir, 'run'),
-      }),
+  .command('build')
+  .description('bundle this checkout into an immutable release')
+  .action(async () => {
+    const built = await step('build release', () =>
+      buildRelease({ repoRoot, outDir: join(resolve(program.opts().state), 'releases') }),
     );
+    process.stdout.write(JSON.stringify({ version: built.version, dir: built.dir, built: built.built }) + '\n');
+  });
 
-    process.stderr.write(
-      [
-        '',
-        `ACME directory: ${ca.directoryUrl}`,
-        `trust bundle:   ${shared.trustBundle}`,
-        `allowed:        ${opts.domains.join(', ')} (names under them resolve to 127.0.0.1)`,
-        `http-01 port:   ${defaultPorts.validation.httpPort}, tls-alpn-01 port: ${defaultPorts.validation.tlsAlpnPort}`,
-        `logs:           ${ca.logDir}`,
-        'Ctrl-C stops the CA.',
-        '',
-      ].join('\n'),
+program
+  .command('hsm-init')
+  .description('initialize a SoftHSM2 token in a folder of its own; print its key-store config')
+  .option('--dir <dir>', 'the token folder (default: <state>/hsm)')
+  .option('--label <label>', 'the token label', sharedTokenLabel)
+  .option('--module <path>', 'the SoftHSM2 module (default: where the OS package puts it)')
+  .action(async (opts: { dir?: string; label: string; module?: string }) => {
+    const dir = resolve(opts.dir ?? join(program.opts().state, 'hsm'));
+    const config = await step('SoftHSM2 token', () =>
+      initSoftHsmToken({ dir, label: opts.label, ...(opts.module ? { module: opts.module } : {}) }),
     );
-
-    const stop = () => void ca.stop().then(() => process.exit(0));
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    // The config names the PIN file, never the PIN.
+    process.stdout.write(JSON.stringify(config) + '\n');
   });
 
 try {
   await program.parseAsync();
 } catch (err) {
+  if (err instanceof PipelineError) failAndExit(err.message, err.todo);
   failAndExit((err as Error).message.split('\n')[0], 'see the logs under the state directory');
 }

@@ -1,6 +1,15 @@
 import { Counter, type Registry } from 'prom-client';
-import { CaError } from '../lib/errors.js';
+import { CaError, toCaError } from '../lib/errors.js';
 import { audit, type Logger } from '../lib/log.js';
+import {
+  decodeBase64,
+  decodeSct,
+  extensionDer,
+  poisonExtension,
+  sctListExtension,
+  swapPoison,
+  tbsOf,
+} from '../lib/sct.js';
 import {
   authorityInfoAccessExtension,
   authorityKeyIdentifierExtension,
@@ -22,7 +31,14 @@ import {
 import type { StorageAuthority } from '../sa/service.js';
 import type { Profile, Profiles } from './config.js';
 import type { Issuer } from './issuer.js';
-import type { CertificateAuthority, IssueRequest, IssuedCertificate } from './service.js';
+import { readPrecertificate, signTbs } from './precertificate.js';
+import type {
+  CertificateAuthority,
+  IssuedCertificate,
+  IssuedPrecertificate,
+  IssueRequest,
+  PrecertificateCompletion,
+} from './service.js';
 
 /**
  * The signer. Checks the request once more (the RA checked it first), reserves a fresh serial
@@ -94,6 +110,7 @@ export class CertificateAuthorityImpl implements CertificateAuthority {
   readonly #backdateMs: number;
   readonly #now: () => Date;
   readonly #signed?: Counter<'profile' | 'issuer'>;
+  readonly #precertificatesSigned?: Counter<'profile' | 'issuer'>;
 
   constructor(options: CertificateAuthorityOptions) {
     this.#issuers = new Map(options.issuers.map((issuer) => [issuer.id, issuer]));
@@ -130,21 +147,23 @@ export class CertificateAuthorityImpl implements CertificateAuthority {
         labelNames: ['profile', 'issuer'],
         registers: [options.metrics],
       });
+      this.#precertificatesSigned = new Counter({
+        name: 'ca_precertificates_signed_total',
+        help: 'Precertificates signed, by profile and issuer',
+        labelNames: ['profile', 'issuer'],
+        registers: [options.metrics],
+      });
     }
   }
 
-  async issueCertificate(req: IssueRequest): Promise<IssuedCertificate> {
-    const profileName = req.profile || this.#defaultProfile;
-    const profile = Object.hasOwn(this.#profiles, profileName)
-      ? this.#profiles[profileName]
-      : undefined;
-    if (!profile) {
-      throw new CaError(
-        'malformed',
-        `unknown profile ${JSON.stringify(profileName)}; expected one of ` +
-          Object.keys(this.#profiles).join(', '),
-      );
-    }
+  /**
+   * Checks the request, reserves a serial with the SA and signs the precertificate: the
+   * certificate to be, with the critical poison extension (RFC 6962 §3.1) so that no relying
+   * party accepts it, for the CT logs to sign SCTs over.
+   */
+  async issuePrecertificate(req: IssueRequest): Promise<IssuedPrecertificate> {
+    const profileName = this.#profileName(req.profile);
+    const profile = this.#profiles[profileName];
 
     const names = this.#checkNames(req.names);
     const csr = this.#checkCsr(req.csr, names);
@@ -174,24 +193,129 @@ export class CertificateAuthorityImpl implements CertificateAuthority {
     let der: Buffer;
     try {
       const template = this.#template(serial, names, csr, validity, issuer);
+      // Last, so that the SCT list takes its place at the end of the final certificate.
+      template.extensions.push(poisonExtension());
       der = await buildCertificate(template, issuer.key);
     } catch (err) {
+      audit(this.#log, 'precertificate signing failed', { ...fields, err });
+      throw new CaError(
+        'internal',
+        `signing precertificate ${serial} with issuer ${issuer.id} failed`,
+        { cause: err },
+      );
+    }
+
+    audit(this.#log, 'precertificate signed', fields);
+    this.#precertificatesSigned?.inc({ profile: profileName, issuer: issuer.id });
+
+    return {
+      serial,
+      precertificate: der.toString('base64'),
+      issuerId: issuer.id,
+      issuerCertificate: issuer.certDer.toString('base64'),
+      notBefore: fields.notBefore,
+      notAfter: fields.notAfter,
+    };
+  }
+
+  /**
+   * Signs the certificate for a precertificate this CA signed: its TBS byte for byte, with the
+   * poison swapped in place for the SCT list (RFC 6962 §3.3). Refuses to issue without SCTs.
+   */
+  async issueCertificateForPrecertificate(
+    req: PrecertificateCompletion,
+  ): Promise<IssuedCertificate> {
+    if (!Array.isArray(req.scts) || req.scts.length === 0) {
+      throw new CaError('malformed', 'expected at least one SCT; no certificate is issued without');
+    }
+    const scts = req.scts.map((sct, i) => {
+      const der = decodeBase64(sct, `scts[${i}]`);
+      try {
+        decodeSct(der);
+      } catch (err) {
+        throw new CaError('malformed', `scts[${i}]: ${toCaError(err).detail}`);
+      }
+      return der;
+    });
+    return this.#complete(req, scts);
+  }
+
+  /**
+   * Issues in one call without CT: the precertificate, then the certificate with the poison
+   * dropped and no SCTs. For in-process callers such as the key store tests: it is not
+   * served over RPC, so every certificate the RA obtains carries SCTs.
+   */
+  async issueCertificate(req: IssueRequest): Promise<IssuedCertificate> {
+    const precert = await this.issuePrecertificate(req);
+    const { accountId, orderId, profile } = req;
+    return this.#complete({ ...precert, accountId, orderId, profile }, null);
+  }
+
+  /** The final certificate: the precertificate re-signed with `scts` in place of the poison. */
+  async #complete(
+    req: Omit<PrecertificateCompletion, 'scts'>,
+    scts: Buffer[] | null,
+  ): Promise<IssuedCertificate> {
+    const profileName = this.#profileName(req.profile);
+
+    const precertDer = decodeBase64(req.precertificate, 'precertificate');
+    const info = readPrecertificate(precertDer, this.#issuers.values());
+    const { issuer } = info;
+    if (info.serial !== req.serial) {
+      throw new CaError(
+        'malformed',
+        `precertificate has serial ${info.serial}, not ${JSON.stringify(req.serial)}`,
+      );
+    }
+    const sctList = scts ? extensionDer(sctListExtension(scts)) : null;
+    const tbs = swapPoison(tbsOf(precertDer), sctList);
+
+    const fields = {
+      serial: info.serial,
+      issuer: issuer.id,
+      acct: req.accountId,
+      order: req.orderId,
+      names: info.names,
+      profile: profileName,
+      notBefore: info.notBefore.toISOString(),
+      notAfter: info.notAfter.toISOString(),
+      scts: scts?.length ?? 0,
+      // An SCT's log id follows its version octet (RFC 6962 §3.2).
+      ctLogs: scts?.map((sct) => sct.subarray(1, 33).toString('base64')) ?? [],
+    };
+
+    let der: Buffer;
+    try {
+      der = await signTbs(tbs, issuer.key);
+    } catch (err) {
       audit(this.#log, 'certificate signing failed', { ...fields, err });
-      throw new CaError('internal', `signing serial ${serial} with issuer ${issuer.id} failed`, {
-        cause: err,
-      });
+      const detail = `signing serial ${info.serial} with issuer ${issuer.id} failed`;
+      throw new CaError('internal', detail, { cause: err });
     }
 
     audit(this.#log, 'certificate signed', fields);
     this.#signed?.inc({ profile: profileName, issuer: issuer.id });
 
     return {
-      serial,
+      serial: info.serial,
       der: der.toString('base64'),
       issuerId: issuer.id,
       notBefore: fields.notBefore,
       notAfter: fields.notAfter,
     };
+  }
+
+  /** A profile this CA offers; the default when the request names none. */
+  #profileName(requested: string): string {
+    const name = requested || this.#defaultProfile;
+    if (!Object.hasOwn(this.#profiles, name)) {
+      throw new CaError(
+        'malformed',
+        `unknown profile ${JSON.stringify(name)}; expected one of ` +
+          Object.keys(this.#profiles).join(', '),
+      );
+    }
+    return name;
   }
 
   /** Lower-case, LDH, deduplicated in their order; the first becomes the common name. */

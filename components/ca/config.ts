@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { allowList, commonConfig, listenAddress, peerConfig } from '../lib/config.js';
 import { keyStoreConfig } from '../keys/index.js';
+import { revocationConfig } from './revocation-config.js';
 
 /**
  * The CA's config file, validated at start-up. Issuer entries have the shape that
@@ -72,6 +73,8 @@ export const caConfig = z
     /** Used when an order names no profile. */
     defaultProfile: profileName.default('default'),
     allowedClients: allowList.optional(),
+    /** OCSP and CRL lifetimes and the refresher; defaults when absent. */
+    revocation: revocationConfig,
   })
   .superRefine((config, ctx) => {
     const ids = config.issuers.map((i) => i.id);

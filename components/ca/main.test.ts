@@ -12,6 +12,7 @@ import { CaError } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
 import { ensureIdentity, serverNameOf } from '../lib/pki.js';
 import { createRpcClient, startRpcServer } from '../lib/rpc.js';
+import { encodeSct } from '../lib/sct.js';
 import { serialFromCertificate } from '../lib/x509.js';
 import { saService, type StorageAuthority } from '../sa/service.js';
 import { createHierarchy } from './hierarchy.js';
@@ -86,6 +87,15 @@ const sa = await startRpcServer({
   services: [{ def: saService, impl: saImpl }],
 });
 t.teardown(() => sa.close());
+
+/** A stand-in SCT: the CA only checks that SCTs decode; the publisher verifies them. */
+const standInSct = encodeSct({
+  version: 0,
+  logId: Buffer.alloc(32, 7),
+  timestamp: Date.now(),
+  extensions: Buffer.alloc(0),
+  signature: { hashAlgorithm: 4, signatureAlgorithm: 3, signature: Buffer.alloc(70, 1) },
+}).toString('base64');
 
 const goodConfig = {
   listen: '127.0.0.1:0',
@@ -171,7 +181,7 @@ t.test('serves issuance to the RA over mTLS and stops cleanly on SIGTERM', async
   );
   t.teardown(() => client.close());
 
-  const issued = await client.issueCertificate({
+  const precert = await client.issuePrecertificate({
     csr: Buffer.from(csr.rawData).toString('base64'),
     names: ['rpc.example.test'],
     accountId: 'acct-9',
@@ -180,8 +190,16 @@ t.test('serves issuance to the RA over mTLS and stops cleanly on SIGTERM', async
     notBefore: null,
     notAfter: null,
   });
-  t.equal(serialFromCertificate(Buffer.from(issued.der, 'base64')), issued.serial);
-  t.same(reserved, [issued.serial], 'the serial was reserved through the SA');
+  t.same(reserved, [precert.serial], 'the serial was reserved through the SA');
+  const issued = await client.issueCertificateForPrecertificate({
+    serial: precert.serial,
+    precertificate: precert.precertificate,
+    scts: [standInSct],
+    accountId: 'acct-9',
+    orderId: 'order-9',
+    profile: 'shortlived',
+  });
+  t.equal(serialFromCertificate(Buffer.from(issued.der, 'base64')), precert.serial);
 
   const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
   t.match(metrics, /ca_certificates_signed_total\{profile="shortlived",issuer="[0-9a-f]{8}"/);

@@ -10,6 +10,7 @@ import { saService } from '../sa/service.js';
 import { CertificateAuthorityImpl } from './ca.js';
 import { caConfig, type CaConfig } from './config.js';
 import { loadIssuer, type Issuer } from './issuer.js';
+import { createCaRevocation } from './revocation.js';
 import { caService } from './service.js';
 
 /** `ca --config <file>`: loads the config, the issuers' keys, and serves the CA over mTLS. */
@@ -66,15 +67,28 @@ async function main(argv: string[]): Promise<void> {
     metrics,
   });
 
+  const revocation = createCaRevocation({
+    config: config.revocation,
+    issuers,
+    sa,
+    ...(config.allowedClients ? { allowedClients: config.allowedClients } : {}),
+    log,
+    metrics,
+  });
+
   const allowedClients = config.allowedClients?.[caService.name];
   const rpc = await startRpcServer({
     address: config.listen,
     tls: config.tls,
     log,
     metrics,
-    services: [{ def: caService, impl: ca, ...(allowedClients ? { allowedClients } : {}) }],
+    services: [
+      { def: caService, impl: ca, ...(allowedClients ? { allowedClients } : {}) },
+      ...revocation.services,
+    ],
   });
   const admin = await startAdminServer(config.adminListen, metrics);
+  revocation.start();
   log.info({ port: rpc.port, adminPort: admin.port, issuer: config.activeIssuer }, 'ca started');
 
   let stopping = false;
@@ -83,6 +97,7 @@ async function main(argv: string[]): Promise<void> {
     stopping = true;
     log.info({ signal }, 'ca stopping');
 
+    await revocation.stop();
     await rpc.close();
     await admin.close();
     sa.close();

@@ -97,3 +97,38 @@ export interface CertificateRecord {
   readonly revokedReason: number | null;
   readonly createdAt: string;
 }
+
+/** The OCSP response the responder serves for one certificate, as the CA signed it. */
+export interface OcspResponseRecord {
+  readonly serial: string;
+  readonly issuerId: string;
+  /** What the response says: `good` or `revoked`. */
+  readonly status: CertificateStatus;
+  /** base64 DER OCSPResponse. */
+  readonly der: string;
+  readonly thisUpdate: string;
+  readonly nextUpdate: string;
+  /** When the SA stored it. */
+  readonly updatedAt: string;
+}
+
+/** The current CRL of one issuer, as the CA signed it. */
+export interface CrlRecord {
+  readonly issuerId: string;
+  /** RFC 5280 §5.2.3 cRLNumber, decimal. */
+  readonly number: string;
+  /** base64 DER CertificateList. */
+  readonly der: string;
+  readonly thisUpdate: string;
+  readonly nextUpdate: string;
+  readonly updatedAt: string;
+}
+
+/** A certificate whose OCSP response is missing, old, or says good although it is revoked. */
+export interface OcspRefreshCandidate {
+  readonly serial: string;
+  readonly issuerId: string;
+  readonly status: CertificateStatus;
+  readonly revokedAt: string | null;
+  readonly revokedReason: number | null;
+}

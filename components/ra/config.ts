@@ -8,6 +8,11 @@ export const raConfig = z.strictObject({
   sa: peerConfig,
   va: peerConfig,
   ca: peerConfig,
+  /**
+   * The publisher, which gets SCTs from the CT logs. Required: no certificate is issued without
+   * SCTs. Its timeoutMs must cover the publisher's own per-log timeout.
+   */
+  publisher: peerConfig,
   /** Domains (and everything under them) that certificates may be issued for. */
   allowedDomains: z.array(z.string().min(1)).min(1),
   maxIdentifiersPerOrder: z.number().int().min(1).max(1000).default(100),

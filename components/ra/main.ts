@@ -1,8 +1,10 @@
+import { crlGeneratorService, ocspGeneratorService } from '../ca/revocation-service.js';
 import { caService } from '../ca/service.js';
 import { createMetrics, startAdminServer } from '../lib/admin.js';
 import { createLogger } from '../lib/log.js';
 import { createRpcClient, startRpcServer } from '../lib/rpc.js';
 import { runComponent } from '../lib/run.js';
+import { publisherService } from '../publisher/service.js';
 import { saService } from '../sa/service.js';
 import { vaService } from '../va/service.js';
 import { raConfig } from './config.js';
@@ -16,11 +18,17 @@ await runComponent('ra', raConfig, async (config) => {
   const sa = createRpcClient(saService, config.sa, config.tls);
   const va = createRpcClient(vaService, config.va, config.tls);
   const ca = createRpcClient(caService, config.ca, config.tls);
+  const publisher = createRpcClient(publisherService, config.publisher, config.tls);
+  const ocsp = createRpcClient(ocspGeneratorService, config.ca, config.tls);
+  const crl = createRpcClient(crlGeneratorService, config.ca, config.tls);
 
   const ra = new RegistrationAuthorityImpl({
     sa,
     va,
     ca,
+    publisher,
+    ocsp,
+    crl,
     policy: new IssuancePolicy({
       allowedDomains: config.allowedDomains,
       maxIdentifiers: config.maxIdentifiersPerOrder,
@@ -51,7 +59,7 @@ await runComponent('ra', raConfig, async (config) => {
       await rpc.close();
       await ra.drain();
       await admin.close();
-      for (const c of [sa, va, ca]) c.close();
+      for (const c of [sa, va, ca, publisher, ocsp, crl]) c.close();
       log.info('ra stopped');
       log.flush();
     },

@@ -1,12 +1,19 @@
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { createPublicKey, randomBytes, type JsonWebKey as NodeJsonWebKey } from 'node:crypto';
 import type { Identifier, Problem } from '../lib/acme.js';
-import type { CertificateAuthority } from '../ca/service.js';
+import type { CrlGenerator, OcspGenerator } from '../ca/revocation-service.js';
+import type { CertificateAuthority, IssuedPrecertificate } from '../ca/service.js';
 import { CaError, toCaError } from '../lib/errors.js';
 import { audit, type Logger } from '../lib/log.js';
-import type { AccountRecord, AuthorizationRecord, OrderRecord } from '../lib/records.js';
+import type {
+  AccountRecord,
+  AuthorizationRecord,
+  CertificateRecord,
+  OrderRecord,
+} from '../lib/records.js';
 import { parseCsr, checkKeyPolicy } from '../lib/x509.js';
 import { certificateInfo } from '../lib/cert-info.js';
+import type { Publisher } from '../publisher/service.js';
 import type { StorageAuthority } from '../sa/service.js';
 import type { ValidationAuthority } from '../va/service.js';
 import { checkContacts, IssuancePolicy } from './policy.js';
@@ -24,6 +31,11 @@ export interface RaOptions {
   readonly sa: StorageAuthority;
   readonly va: ValidationAuthority;
   readonly ca: CertificateAuthority;
+  /** Gets SCTs for precertificates from the CT logs. */
+  readonly publisher: Publisher;
+  /** The CA's OCSP and CRL signers (same process, services of their own). */
+  readonly ocsp: OcspGenerator;
+  readonly crl: CrlGenerator;
   readonly policy: IssuancePolicy;
   readonly profiles: readonly string[];
   readonly defaultProfile: string;
@@ -31,6 +43,10 @@ export interface RaOptions {
   readonly log: Logger;
   readonly now?: () => Date;
 }
+
+/** The problem detail of an order that failed because too few CT logs returned an SCT. */
+const ctUnavailableDetail =
+  'the CT logs could not be reached, so no certificate was issued; create a new order';
 
 /** RFC 5280 §5.3.1 reasons a subscriber may give (RFC 8555 §7.6); others are refused. */
 const allowedReasons = new Set([0, 1, 3, 4, 5]);
@@ -249,7 +265,8 @@ export class RegistrationAuthorityImpl implements RegistrationAuthority {
 
     const fields = { acct: account.id, order: order.id };
     try {
-      const issued = await this.o.ca.issueCertificate({
+      // RFC 6962 §3.1: a precertificate to the CT logs, then the certificate with their SCTs.
+      const precert = await this.o.ca.issuePrecertificate({
         csr: req.csr,
         names,
         accountId: account.id,
@@ -257,6 +274,15 @@ export class RegistrationAuthorityImpl implements RegistrationAuthority {
         profile: processing.profile,
         notBefore: processing.notBefore,
         notAfter: processing.notAfter,
+      });
+      const scts = await this.sctsFor(precert, fields);
+      const issued = await this.o.ca.issueCertificateForPrecertificate({
+        serial: precert.serial,
+        precertificate: precert.precertificate,
+        scts,
+        accountId: account.id,
+        orderId: order.id,
+        profile: processing.profile,
       });
       await this.o.sa.addCertificate({
         serial: issued.serial,
@@ -267,6 +293,8 @@ export class RegistrationAuthorityImpl implements RegistrationAuthority {
         notBefore: issued.notBefore,
         notAfter: issued.notAfter,
       });
+      // A valid order always has a response to serve: it is stored before the order turns.
+      await this.storeFirstOcspResponse(issued.serial, issued.issuerId);
       const valid = await this.o.sa.finalizeOrder({ id: order.id, certificateSerial: issued.serial });
       this.o.log.info({ ...fields, serial: issued.serial }, 'order finalized');
       return valid;
@@ -274,13 +302,36 @@ export class RegistrationAuthorityImpl implements RegistrationAuthority {
       const err = toCaError(thrown);
       this.o.log.error({ ...fields, err: thrown }, 'issuance failed');
       const detail =
-        err.kind === 'internal' || err.kind === 'unavailable'
-          ? 'issuance failed inside the CA; the order cannot be finalized, create a new one'
-          : err.detail;
+        err.detail === ctUnavailableDetail
+          ? err.detail
+          : err.kind === 'internal' || err.kind === 'unavailable'
+            ? 'issuance failed inside the CA; the order cannot be finalized, create a new one'
+            : err.detail;
       return this.o.sa.setOrderError({
         id: order.id,
         error: { type: 'urn:ietf:params:acme:error:serverInternal', detail, status: 500 },
       });
+    }
+  }
+
+  /**
+   * SCTs for a precertificate through the publisher. When too few CT logs answer, the order
+   * fails with a detail that says so, and no certificate is signed or stored.
+   */
+  private async sctsFor(
+    precert: IssuedPrecertificate,
+    fields: Record<string, string>,
+  ): Promise<string[]> {
+    try {
+      const { scts } = await this.o.publisher.submitPrecertificate({
+        precertificate: precert.precertificate,
+        issuer: precert.issuerCertificate,
+      });
+      return scts;
+    } catch (err) {
+      if (toCaError(err).kind !== 'unavailable') throw err;
+      this.o.log.error({ ...fields, serial: precert.serial, err }, 'no scts for precertificate');
+      throw new CaError('unavailable', ctUnavailableDetail, { cause: err });
     }
   }
 
@@ -339,7 +390,11 @@ export class RegistrationAuthorityImpl implements RegistrationAuthority {
       await this.requireAuthorizationsFor(req.accountId, info.names);
     }
 
-    await this.o.sa.revokeCertificate({ serial, reason: req.reason, revokedAt: iso(this.now()) });
+    const revoked = await this.o.sa.revokeCertificate({
+      serial,
+      reason: req.reason,
+      revokedAt: iso(this.now()),
+    });
     audit(this.o.log, 'certificate revoked', {
       serial,
       issuer: cert.issuerId,
@@ -347,6 +402,51 @@ export class RegistrationAuthorityImpl implements RegistrationAuthority {
       reason: req.reason,
       byKey: req.accountId === null,
     });
+    await this.publishRevocation(revoked);
+  }
+
+  /**
+   * Signs and stores a new certificate's first OCSP response. A `conflict` means a response
+   * at least as new is stored already (the CA's refresher got there first), which will do.
+   */
+  private async storeFirstOcspResponse(serial: string, issuerId: string): Promise<void> {
+    const signed = await this.o.ocsp.signOcspResponse({ serial, issuerId, status: 'good' });
+    await this.o.sa.storeOcspResponse(signed).catch((err: unknown) => {
+      if (toCaError(err).kind !== 'conflict') throw err;
+    });
+  }
+
+  /**
+   * Publishes a recorded revocation: a revoked OCSP response and a new CRL of the issuer.
+   * Failures are logged, not thrown: the revocation stands, the client could not retry it,
+   * and the CA's refresher signs whatever is missing on its next pass.
+   */
+  private async publishRevocation(cert: CertificateRecord): Promise<void> {
+    const fields = { serial: cert.serial, issuer: cert.issuerId };
+    const ocsp = async () => {
+      const signed = await this.o.ocsp.signOcspResponse({
+        serial: cert.serial,
+        issuerId: cert.issuerId,
+        status: 'revoked',
+        revokedAt: cert.revokedAt,
+        reason: cert.revokedReason,
+      });
+      await this.o.sa.storeOcspResponse(signed);
+    };
+    const crl = async () => {
+      const signed = await this.o.crl.signCrl({ issuerId: cert.issuerId });
+      const { issuerId, number, der, thisUpdate, nextUpdate } = signed;
+      await this.o.sa.storeCrl({ issuerId, number, der, thisUpdate, nextUpdate });
+    };
+
+    const [ocspDone, crlDone] = await Promise.allSettled([ocsp(), crl()]);
+    if (ocspDone.status === 'rejected') {
+      this.o.log.error({ ...fields, err: ocspDone.reason }, 'revoked ocsp response not stored');
+    }
+    // A conflict here is a newer CRL stored first, which lists this revocation too.
+    if (crlDone.status === 'rejected' && toCaError(crlDone.reason).kind !== 'conflict') {
+      this.o.log.error({ ...fields, err: crlDone.reason }, 'crl not reissued after revocation');
+    }
   }
 
   /** RFC 8555 §7.6: another account may revoke when it holds valid authorizations for all names. */

@@ -3,6 +3,7 @@ import {
   CompiledQuery,
   Kysely,
   PostgresDialect,
+  type ColumnType,
   SqliteDialect,
   SqliteDriver,
   sql,
@@ -31,6 +32,8 @@ export interface Database {
   order_authorizations: OrderAuthorizationsTable;
   serials: SerialsTable;
   certificates: CertificatesTable;
+  ocsp_responses: OcspResponsesTable;
+  crls: CrlsTable;
 }
 
 /** One row per ACME account; the key thumbprint is unique. */
@@ -124,6 +127,31 @@ export interface CertificatesTable {
   revoked_at: string | null;
   revoked_reason: number | null;
   created_at: string;
+}
+
+/** The current signed OCSP response per serial (migration 0003_ocsp-crl). */
+export interface OcspResponsesTable {
+  serial: string;
+  issuer_id: string;
+  /** good or revoked: what the response says. */
+  status: string;
+  /** base64 DER. */
+  der: string;
+  this_update: string;
+  next_update: string;
+  updated_at: string;
+}
+
+/** The current CRL per issuer (migration 0003_ocsp-crl). */
+export interface CrlsTable {
+  issuer_id: string;
+  /** cRLNumber; pg returns bigint columns as strings, SQLite as numbers. */
+  number: ColumnType<string | number, number, number>;
+  /** base64 DER. */
+  der: string;
+  this_update: string;
+  next_update: string;
+  updated_at: string;
 }
 
 /** An open database and what the SA needs to know about where it lives. */

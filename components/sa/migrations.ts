@@ -124,6 +124,37 @@ export const migrations: Readonly<Record<string, Migration>> = {
         .execute();
     },
   },
+  // The signed OCSP response per serial and the CRL per issuer; new tables only. Named to
+  // sort after any 0002 migration, so either order of release keeps the applied list a prefix.
+  '0003_ocsp-crl': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('ocsp_responses')
+        .addColumn('serial', 'text', (c) => c.primaryKey().references('serials.serial'))
+        .addColumn('issuer_id', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('der', 'text', (c) => c.notNull())
+        .addColumn('this_update', 'text', (c) => c.notNull())
+        .addColumn('next_update', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('ocsp_responses_this_update_idx')
+        .on('ocsp_responses')
+        .column('this_update')
+        .execute();
+
+      await db.schema
+        .createTable('crls')
+        .addColumn('issuer_id', 'text', (c) => c.primaryKey())
+        .addColumn('number', 'bigint', (c) => c.notNull())
+        .addColumn('der', 'text', (c) => c.notNull())
+        .addColumn('this_update', 'text', (c) => c.notNull())
+        .addColumn('next_update', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 /** The names of this release's migrations, in the order they apply. */

@@ -3,6 +3,9 @@ import type {
   AccountRecord,
   AuthorizationRecord,
   CertificateRecord,
+  CrlRecord,
+  OcspRefreshCandidate,
+  OcspResponseRecord,
   OrderRecord,
   ValidationRecord,
 } from '../lib/records.js';
@@ -115,6 +118,41 @@ export interface StorageAuthority {
     issuerId: string;
     expiresAfter: string;
   }): Promise<{ serial: string; revokedAt: string; revokedReason: number }[]>;
+
+  /**
+   * Keeps the CA-signed OCSP response of a reserved serial. `conflict` when it would step back:
+   * an older thisUpdate than the stored one, `good` over `revoked`, or a status the
+   * certificate does not have.
+   */
+  storeOcspResponse(req: {
+    serial: string;
+    issuerId: string;
+    status: 'good' | 'revoked';
+    der: string;
+    thisUpdate: string;
+    nextUpdate: string;
+  }): Promise<void>;
+  /** `notFound` when this issuer has no response for the serial. */
+  getOcspResponse(req: { issuerId: string; serial: string }): Promise<OcspResponseRecord>;
+  /** Unexpired certificates whose response is missing, older than the bound, or out of date. */
+  getOcspRefreshCandidates(req: {
+    issuerIds: string[];
+    thisUpdateBefore: string;
+    expiresAfter: string;
+    limit: number;
+  }): Promise<OcspRefreshCandidate[]>;
+  /** Keeps an issuer's CRL; `conflict` unless its number is larger than the stored one's. */
+  storeCrl(req: {
+    issuerId: string;
+    number: string;
+    der: string;
+    thisUpdate: string;
+    nextUpdate: string;
+  }): Promise<void>;
+  /** `notFound` when no CRL of this issuer was stored yet. */
+  getCrl(req: { issuerId: string }): Promise<CrlRecord>;
+  /** Issuers whose CRL is missing, older than the bound, or older than a revocation. */
+  getCrlRefreshCandidates(req: { issuerIds: string[]; thisUpdateBefore: string }): Promise<string[]>;
 }
 
 export const saService = defineService<StorageAuthority>(
@@ -141,6 +179,12 @@ export const saService = defineService<StorageAuthority>(
     'getCertificate',
     'revokeCertificate',
     'getRevokedCertificates',
+    'storeOcspResponse',
+    'getOcspResponse',
+    'getOcspRefreshCandidates',
+    'storeCrl',
+    'getCrl',
+    'getCrlRefreshCandidates',
   ],
   ['wfe', 'ra', 'ca', 'ocsp-responder'],
 );

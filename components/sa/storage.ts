@@ -10,6 +10,9 @@ import type {
   AccountRecord,
   AuthorizationRecord,
   CertificateRecord,
+  CrlRecord,
+  OcspRefreshCandidate,
+  OcspResponseRecord,
   OrderRecord,
 } from '../lib/records.js';
 import type {
@@ -27,6 +30,7 @@ import {
   type OrderAuthorizationRow,
 } from './rows.js';
 import type { StorageAuthority } from './service.js';
+import * as revocation from './revocation-storage.js';
 import { mapErrors } from './sql-errors.js';
 import { authorizationStatus } from './status.js';
 import {
@@ -679,6 +683,32 @@ export class StorageAuthorityImpl implements StorageAuthority {
       revokedAt: r.revoked_at!,
       revokedReason: r.revoked_reason!,
     }));
+  }
+
+  // OCSP responses and CRLs: revocation-storage.ts.
+
+  storeOcspResponse(req: Req<'storeOcspResponse'>): Promise<void> {
+    return revocation.storeOcspResponse(this.#db, req, this.#nowIso());
+  }
+
+  getOcspResponse(req: Req<'getOcspResponse'>): Promise<OcspResponseRecord> {
+    return revocation.getOcspResponse(this.#db, req);
+  }
+
+  getOcspRefreshCandidates(req: Req<'getOcspRefreshCandidates'>): Promise<OcspRefreshCandidate[]> {
+    return revocation.getOcspRefreshCandidates(this.#db, req);
+  }
+
+  storeCrl(req: Req<'storeCrl'>): Promise<void> {
+    return revocation.storeCrl(this.#db, req, this.#nowIso());
+  }
+
+  getCrl(req: Req<'getCrl'>): Promise<CrlRecord> {
+    return revocation.getCrl(this.#db, req);
+  }
+
+  getCrlRefreshCandidates(req: Req<'getCrlRefreshCandidates'>): Promise<string[]> {
+    return revocation.getCrlRefreshCandidates(this.#db, req);
   }
 }
 

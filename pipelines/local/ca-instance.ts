@@ -4,6 +4,14 @@ import type { CaPorts } from './ports.js';
 import { spawnComponent, stopProcess, waitHealthy, type ComponentProcess } from './processes.js';
 import type { SharedState } from './shared-state.js';
 
+/** Components of one tier start together; each tier only calls the ones before it. */
+export const componentTiers: Component[][] = [
+  ['sa', 'ct-log'],
+  ['ca', 'va', 'ocsp-responder', 'publisher'],
+  ['ra'],
+  ['wfe'],
+];
+
 export interface CaInstanceOptions {
   readonly shared: SharedState;
   readonly ports: CaPorts;
@@ -35,8 +43,7 @@ export async function startCaInstance(o: CaInstanceOptions): Promise<CaInstance>
   };
 
   try {
-    // Components of one tier start together; each tier only calls the ones before it.
-    for (const tier of [['sa'], ['ca', 'va'], ['ra'], ['wfe']] as Component[][]) {
+    for (const tier of componentTiers) {
       const started = tier.map((c) => {
         const p = spawnComponent(c, files[c], logDir);
         processes.set(c, p);

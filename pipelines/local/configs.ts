@@ -5,7 +5,16 @@ import type { CaPorts } from './ports.js';
 import type { SharedState } from './shared-state.js';
 
 /** The components a color runs, in start order (servers before their clients). */
-export const components = ['sa', 'ca', 'va', 'ra', 'wfe'] as const;
+export const components = [
+  'sa',
+  'ocsp-responder',
+  'ct-log',
+  'ca',
+  'va',
+  'publisher',
+  'ra',
+  'wfe',
+] as const;
 export type Component = (typeof components)[number];
 
 export interface ColorSettings {
@@ -29,7 +38,7 @@ export function writeConfigs(
 ): Record<Component, string> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const tls = (identity: string) => identityFiles(shared.pkiDir, identity);
-  const peer = (c: 'ra' | 'sa' | 'va' | 'ca') => ({
+  const peer = (c: 'ra' | 'sa' | 'va' | 'ca' | 'publisher') => ({
     address: local(ports.rpc[c]),
     serverName: serverNameOf(c),
   });
@@ -53,11 +62,41 @@ export function writeConfigs(
       tls: tls('ca'),
       log,
       sa: peer('sa'),
-      keyStore: { type: 'file', dir: shared.keysDir },
+      keyStore: shared.keyStore,
       issuers: shared.issuers,
       activeIssuer: shared.activeIssuer,
       profiles,
       defaultProfile: 'default',
+    },
+    'ocsp-responder': {
+      listen: local(ports.publicHttp),
+      adminListen: local(ports.admin['ocsp-responder']),
+      tls: tls('ocsp-responder'),
+      log,
+      sa: peer('sa'),
+      issuers: shared.issuers.map((i) => ({ id: i.id, certFile: i.certFile })),
+    },
+    'ct-log': {
+      listen: local(ports.ctLog),
+      adminListen: local(ports.admin['ct-log']),
+      log,
+      logKeyFile: shared.ctLogKeyFile,
+      dataFile: shared.ctLogDataFile,
+    },
+    publisher: {
+      listen: local(ports.rpc.publisher),
+      adminListen: local(ports.admin.publisher),
+      tls: tls('publisher'),
+      log,
+      logs: [
+        {
+          name: 'local',
+          url: `http://127.0.0.1:${ports.ctLog}`,
+          publicKeyFile: shared.ctLogPublicKeyFile,
+        },
+      ],
+      timeoutMs: 5_000,
+      minimumScts: 1,
     },
     va: {
       listen: local(ports.rpc.va),
@@ -77,6 +116,8 @@ export function writeConfigs(
       sa: peer('sa'),
       va: { ...peer('va'), timeoutMs: 30_000 },
       ca: peer('ca'),
+      // Longer than the publisher's per-log timeout, so its answer names the logs that failed.
+      publisher: { ...peer('publisher'), timeoutMs: 15_000 },
       allowedDomains: settings.allowedDomains,
       profiles: Object.keys(profiles),
       defaultProfile: 'default',

@@ -17,17 +17,26 @@ export interface ComponentProcess {
  * Starts one component as its own Node process, logs to `<logDir>/<component>.log`. Runs from
  * the source tree through tsx; releases (a later step) run from their bundle.
  */
-export function spawnComponent(component: Component, configFile: string, logDir: string): ComponentProcess {
+export function spawnComponent(
+  component: Component,
+  configFile: string,
+  logDir: string,
+  releaseDir?: string,
+): ComponentProcess {
   mkdirSync(logDir, { recursive: true });
   const logFile = join(logDir, `${component}.log`);
   const out = createWriteStream(logFile, { flags: 'a' });
   // BLUEGREEN_NODE_ARGS passes extra Node flags (for example --cpu-prof) to every component.
   const extra = process.env.BLUEGREEN_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(
-    process.execPath,
-    [...extra, '--import', 'tsx', join(repoRoot, 'components', component, 'main.ts'), '--config', configFile],
-    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },
-  );
+  // A release runs its own bundle, with no access to the source tree; else tsx runs the source.
+  const entry = releaseDir
+    ? [join(releaseDir, 'components', `${component}.mjs`)]
+    : ['--import', 'tsx', join(repoRoot, 'components', component, 'main.ts')];
+  const child = spawn(process.execPath, [...extra, ...entry, '--config', configFile], {
+    cwd: releaseDir ?? repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env },
+  });
   child.stdout?.pipe(out);
   child.stderr?.pipe(out);
   return { component, child, logFile };

@@ -2,7 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createHierarchy, type IssuerDescription } from '../../components/ca/hierarchy.js';
-import { openKeyStore, type KeyAlgorithm } from '../../components/keys/index.js';
+import { ensureLogKeyFiles } from '../../components/ct-log/log-key.js';
+import {
+  openKeyStore,
+  type KeyAlgorithm,
+  type KeyStoreConfig,
+} from '../../components/keys/index.js';
+import { initSoftHsmToken } from '../../components/keys/softhsm.js';
 import { componentIdentities, ensureIdentity, ensureRoot } from '../../components/lib/pki.js';
 import { openDatabase } from '../../components/sa/db.js';
 import { migrateToLatest } from '../../components/sa/migrations.js';
@@ -24,7 +30,18 @@ export interface SharedState {
   readonly activeIssuer: string;
   /** Base of the OCSP, CRL and issuer URLs written into certificates. */
   readonly publicHttpBase: string;
+  /** Where the CA's keys are: the file store in `keysDir`, or a SoftHSM2 token under `hsm/`. */
+  readonly keyStore: KeyStoreConfig;
+  /** The CT log's ECDSA P-256 key (PEM, 0600), so every color's log signs as one log. */
+  readonly ctLogKeyFile: string;
+  /** Its public half, PEM: what publishers verify SCTs with. */
+  readonly ctLogPublicKeyFile: string;
+  /** The CT log's append-only entry file, shared by every color's log instance. */
+  readonly ctLogDataFile: string;
 }
+
+/** Which key store a new shared state puts the CA's keys in. */
+export type SharedKeyStore = 'file' | 'softhsm';
 
 export interface SharedStateOptions {
   stateDir: string;
@@ -34,7 +51,16 @@ export interface SharedStateOptions {
   keyAlgorithm?: KeyAlgorithm;
   /** @default http://127.0.0.1:4002 */
   publicHttpBase?: string;
+  /**
+   * Where a new shared state keeps the CA's keys: PKCS#8 files, or a SoftHSM2 token initialized
+   * in `<stateDir>/hsm`. An existing state keeps its own; asking for the other one fails.
+   * @default 'file'
+   */
+  keyStore?: SharedKeyStore;
 }
+
+/** The SoftHSM2 token label of the local target's CA keys. */
+export const sharedTokenLabel = 'bluegreen-ca';
 
 const recordName = 'shared.json';
 
@@ -44,7 +70,23 @@ export async function ensureSharedState(options: SharedStateOptions): Promise<Sh
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const record = join(stateDir, recordName);
   if (existsSync(record)) {
-    const state = JSON.parse(readFileSync(record, 'utf8')) as SharedState;
+    const recorded = JSON.parse(readFileSync(record, 'utf8')) as Omit<SharedState, 'keyStore'> & {
+      keyStore?: KeyStoreConfig;
+    };
+    // Records written before the key store was recorded all used the file store.
+    const state: SharedState = {
+      ...recorded,
+      keyStore: recorded.keyStore ?? { type: 'file', dir: recorded.keysDir },
+      // Records written before the CT log existed gain its key here.
+      ...ensureCtLogState(stateDir),
+    };
+    const kind: SharedKeyStore = state.keyStore.type === 'file' ? 'file' : 'softhsm';
+    if (options.keyStore && options.keyStore !== kind) {
+      throw new Error(
+        `the shared state in ${stateDir} keeps its CA keys in the ${kind} key store, not ` +
+          `${options.keyStore}; use another --state directory to start over`,
+      );
+    }
     await migrate(state.dbUrl);
     return state;
   }
@@ -59,20 +101,29 @@ export async function ensureSharedState(options: SharedStateOptions): Promise<Sh
   for (const identity of componentIdentities) await ensureIdentity(pkiDir, identity);
   await ensureIdentity(pkiDir, 'acme-https', { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
 
-  const keyStore = openKeyStore({ type: 'file', dir: keysDir });
-  const issuer = await createHierarchy({
-    keyStore,
-    dir: caDir,
-    algorithm: options.keyAlgorithm ?? 'ecdsa-p256',
-    rootName: 'bluegreen-ca root',
-    issuerName: 'bluegreen-ca issuer',
-    urls: {
-      ocspBase: `${publicHttpBase}/ocsp`,
-      crlBase: `${publicHttpBase}/crl`,
-      caIssuersBase: `${publicHttpBase}/issuer`,
-    },
-  });
-  await keyStore.close();
+  const keyStoreConfig: KeyStoreConfig =
+    options.keyStore === 'softhsm'
+      ? await initSoftHsmToken({ dir: join(stateDir, 'hsm'), label: sharedTokenLabel })
+      : { type: 'file', dir: keysDir };
+  const keyStore = openKeyStore(keyStoreConfig);
+  let issuer: IssuerDescription;
+  try {
+    issuer = await createHierarchy({
+      keyStore,
+      dir: caDir,
+      algorithm: options.keyAlgorithm ?? 'ecdsa-p256',
+      rootName: 'bluegreen-ca root',
+      issuerName: 'bluegreen-ca issuer',
+      urls: {
+        ocspBase: `${publicHttpBase}/ocsp`,
+        crlBase: `${publicHttpBase}/crl`,
+        caIssuersBase: `${publicHttpBase}/issuer`,
+      },
+    });
+  } finally {
+    // A PKCS#11 store logs out and finalizes its module here.
+    await keyStore.close();
+  }
 
   const nonceKeyFile = join(stateDir, 'nonce.key');
   if (!existsSync(nonceKeyFile)) writeFileSync(nonceKeyFile, randomBytes(32), { mode: 0o600 });
@@ -95,9 +146,23 @@ export async function ensureSharedState(options: SharedStateOptions): Promise<Sh
     issuers: [issuer],
     activeIssuer: issuer.id,
     publicHttpBase,
+    keyStore: keyStoreConfig,
+    ...ensureCtLogState(stateDir),
   };
   writeFileSync(record, JSON.stringify(state, null, 2) + '\n');
   return state;
+}
+
+/** The CT log's files under `<stateDir>/ct-log`; the key is made once and kept. */
+function ensureCtLogState(stateDir: string) {
+  const dir = join(stateDir, 'ct-log');
+  const files = {
+    ctLogKeyFile: join(dir, 'log.key'),
+    ctLogPublicKeyFile: join(dir, 'log.pub.pem'),
+    ctLogDataFile: join(dir, 'entries.log'),
+  };
+  ensureLogKeyFiles(files.ctLogKeyFile, files.ctLogPublicKeyFile);
+  return files;
 }
 
 async function migrate(dbUrl: string): Promise<void> {

@@ -29,9 +29,14 @@ export async function startTestCa(
   settings: Partial<ColorSettings> & { dbUrl?: string } = {},
 ): Promise<TestCa> {
   const dir = mkdtempSync(join(tmpdir(), 'bluegreen-ca-test-'));
-  const shared = await ensureSharedState({ stateDir: join(dir, 'state'), dbUrl: settings.dbUrl });
   const validation = { httpPort: await freePort(), tlsAlpnPort: await freePort() };
   const ports = await randomPorts(validation);
+  // Certificates name this CA's own responder, so OCSP and CRL URLs in them reach this test.
+  const shared = await ensureSharedState({
+    stateDir: join(dir, 'state'),
+    dbUrl: settings.dbUrl,
+    publicHttpBase: `http://127.0.0.1:${ports.publicHttp}`,
+  });
 
   let instance: CaInstance;
   try {

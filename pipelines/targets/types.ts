@@ -1,0 +1,57 @@
+/**
+ * What every place the CA can run offers the pipeline verbs. Pipelines never know which
+ * target runs: `deploy`, `smoke`, `flip-color`, `teardown`, `rollback` and `status` call these.
+ */
+
+export const colors = ['blue', 'green'] as const;
+export type Color = (typeof colors)[number];
+
+export function otherColor(color: Color): Color {
+  return color === 'blue' ? 'green' : 'blue';
+}
+
+/** Where clients reach one color, or the public (active) side. */
+export interface Endpoints {
+  /** ACME directory URL. */
+  readonly acme: string;
+  /** OCSP responder URLs, one per issuer. */
+  readonly ocsp: readonly string[];
+  /** CRL URLs, one per issuer. */
+  readonly crl: readonly string[];
+  /** Origin of OCSP, CRL and issuer URLs (`http://host:port`), for rewriting certificate URLs. */
+  readonly httpBase: string;
+}
+
+export interface TargetDeployRequest {
+  readonly color: Color;
+  /** Release version to run. */
+  readonly release: string;
+  readonly deploymentId: string;
+}
+
+/** What runs in a color, as the target sees it (not as the state file remembers it). */
+export interface ColorRuntime {
+  readonly state: 'absent' | 'running' | 'failed' | 'stopped';
+  readonly detail?: string;
+}
+
+export interface Target {
+  readonly name: 'local' | 'kubernetes' | 'openstack';
+  /** Applies migrations and starts `release` in `color`; resolves once it is healthy. */
+  deploy(req: TargetDeployRequest): Promise<void>;
+  /** Preview endpoints of one color. */
+  previewEndpoints(color: Color): Endpoints;
+  /** Endpoints of whichever color the load balancer sends traffic to. */
+  publicEndpoints(): Endpoints;
+  /** Sends new connections to `color`; open ones finish where they are. */
+  flip(color: Color): Promise<void>;
+  /** The color the load balancer sends traffic to now, if it runs. */
+  activeColor(): Promise<Color | null>;
+  /** Stops and removes one color; never touches shared state. */
+  destroy(color: Color): Promise<void>;
+  runtime(color: Color): Promise<ColorRuntime>;
+  /** PEM file with every root a client must trust. */
+  trustBundle(): string;
+  /** Where the VA looks for answers and which domains it allows. */
+  validation(): { httpPort: number; tlsAlpnPort: number; allowedDomains: readonly string[] };
+}
