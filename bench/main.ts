@@ -1,5 +1,6 @@
 import { benchIssuance } from './issuance.js';
 import { benchOcsp } from './ocsp.js';
+import { benchPipeline } from './pipeline.js';
 import { benchSign } from './sign.js';
 
 /** `npm run bench -- <name>`: prints figures to stdout, one line each. */
@@ -30,6 +31,14 @@ const benches: Record<string, () => Promise<void>> = {
           `${r.pkcs11OverFile.toFixed(2)}\n`,
       );
     }
+  },
+
+  async pipeline() {
+    const f = await benchPipeline();
+    const steps = Object.entries(f.steps).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ');
+    process.stdout.write(`pipeline release build: ${f.buildSeconds.toFixed(1)} s (not in the cycle)\n`);
+    process.stdout.write(`pipeline cycle: ${f.cycleSeconds.toFixed(1)} s (${steps}; target < 20 s)\n`);
+    process.stdout.write(`pipeline under load: ${f.served} requests served, ${f.failed} failed\n`);
   },
 
   async ocsp() {

@@ -5,6 +5,7 @@ import { deploy } from './deploy.js';
 import { flipColor } from './flip-color.js';
 import { PipelineError } from './operation.js';
 import { buildRelease } from './release.js';
+import { retireIssuer, rotateIssuer } from './rotate-ca-key.js';
 import { rollback } from './rollback.js';
 import { smokeTest } from './smoke.js';
 import { status } from './status.js';
@@ -215,6 +216,25 @@ program
       buildRelease({ repoRoot, outDir: join(resolve(program.opts().state), 'releases') }),
     );
     process.stdout.write(JSON.stringify({ version: built.version, dir: built.dir, built: built.built }) + '\n');
+  });
+
+program
+  .command('rotate-ca-key')
+  .description('make a new issuing key and intermediate the active issuer, or retire an old one')
+  .option('--retire <issuerId>', 'remove an issuer none of whose certificates is still valid')
+  .action(async (opts: { retire?: string }) => {
+    const stateDir = resolve(program.opts().state);
+    if (opts.retire) {
+      const id = opts.retire;
+      const retired = await step(`retire issuer ${id}`, () => retireIssuer(stateDir, id));
+      process.stderr.write(`deploy, smoke and flip to stop serving OCSP and CRLs for ${id}\n`);
+      process.stdout.write(JSON.stringify(retired) + '\n');
+      return;
+    }
+    const rotated = await step('rotate CA key', () => rotateIssuer(stateDir));
+    // Running colors keep the configs they were deployed with.
+    process.stderr.write(`deploy, smoke and flip to start signing with ${rotated.active}\n`);
+    process.stdout.write(JSON.stringify(rotated) + '\n');
   });
 
 program

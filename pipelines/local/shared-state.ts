@@ -1,7 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createHierarchy, type IssuerDescription } from '../../components/ca/hierarchy.js';
+import {
+  createHierarchy,
+  type HierarchyUrls,
+  type IssuerDescription,
+} from '../../components/ca/hierarchy.js';
 import { ensureLogKeyFiles } from '../../components/ct-log/log-key.js';
 import {
   openKeyStore,
@@ -12,6 +16,7 @@ import { initSoftHsmToken } from '../../components/keys/softhsm.js';
 import { componentIdentities, ensureIdentity, ensureRoot } from '../../components/lib/pki.js';
 import { openDatabase } from '../../components/sa/db.js';
 import { migrateToLatest } from '../../components/sa/migrations.js';
+import { writeFileAtomic } from './state.js';
 
 /**
  * The state every color shares and no flip replaces: the internal PKI, the CA's keys and
@@ -114,11 +119,7 @@ export async function ensureSharedState(options: SharedStateOptions): Promise<Sh
       algorithm: options.keyAlgorithm ?? 'ecdsa-p256',
       rootName: 'bluegreen-ca root',
       issuerName: 'bluegreen-ca issuer',
-      urls: {
-        ocspBase: `${publicHttpBase}/ocsp`,
-        crlBase: `${publicHttpBase}/crl`,
-        caIssuersBase: `${publicHttpBase}/issuer`,
-      },
+      urls: hierarchyUrls(publicHttpBase),
     });
   } finally {
     // A PKCS#11 store logs out and finalizes its module here.
@@ -151,6 +152,39 @@ export async function ensureSharedState(options: SharedStateOptions): Promise<Sh
   };
   writeFileSync(record, JSON.stringify(state, null, 2) + '\n');
   return state;
+}
+
+/** The URL bases every issuer of a shared state writes into its certificates. */
+export function hierarchyUrls(publicHttpBase: string): HierarchyUrls {
+  return {
+    ocspBase: `${publicHttpBase}/ocsp`,
+    crlBase: `${publicHttpBase}/crl`,
+    caIssuersBase: `${publicHttpBase}/issuer`,
+  };
+}
+
+/** The part of the shared state a CA key rotation changes. */
+export type SharedIssuers = Pick<SharedState, 'issuers' | 'activeIssuer'>;
+
+/**
+ * Replaces the issuers of the shared state in `stateDir` with what `change` returns, writing
+ * shared.json atomically: a crash leaves the old record or the new. The caller holds the state
+ * lock, so no other run rewrites the record in between.
+ */
+export async function updateSharedIssuers(
+  stateDir: string,
+  change: (state: SharedState) => Promise<SharedIssuers> | SharedIssuers,
+): Promise<SharedState> {
+  if (!existsSync(join(resolve(stateDir), recordName))) {
+    throw new Error(`no shared state in ${resolve(stateDir)}: run init first`);
+  }
+  const current = await ensureSharedState({ stateDir });
+  const next: SharedState = { ...current, ...(await change(current)) };
+  if (!next.issuers.some((i) => i.id === next.activeIssuer)) {
+    throw new Error(`expected activeIssuer to be one of the issuers, got ${next.activeIssuer}`);
+  }
+  writeFileAtomic(join(current.stateDir, recordName), JSON.stringify(next, null, 2) + '\n');
+  return next;
 }
 
 /** The CT log's files under `<stateDir>/ct-log`; the key is made once and kept. */

@@ -1,8 +1,8 @@
 import * as acme from 'acme-client';
 import { execFile } from 'node:child_process';
-import * as http from 'node:http';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -16,6 +16,7 @@ import { status } from '../../pipelines/status.js';
 import { teardown } from '../../pipelines/teardown.js';
 import { LocalTarget } from '../../pipelines/targets/local.js';
 import { startHttp01Server } from '../helpers/challenge-servers.js';
+import { ocspGetUrl, publicLoad } from '../helpers/public-load.js';
 
 // The whole blue/green cycle of the local target, every component a real process started from
 // a built release, with clients hammering the public endpoints through every flip.
@@ -34,49 +35,6 @@ t.teardown(async () => {
 });
 
 const { version } = await buildRelease({ repoRoot, outDir: target.releasesDir });
-
-/** Keeps requesting the directory, new nonces and OCSP through the public side until stopped. */
-function load(agent: Agent) {
-  let stopped = false;
-  const counts = { ok: 0, failed: 0, errors: [] as string[] };
-  const get = (url: string, method = 'GET') =>
-    new Promise<void>((resolve) => {
-      const lib = url.startsWith('https') ? request : (http.request as typeof request);
-      const req = lib(url, { method, agent: url.startsWith('https') ? agent : undefined, timeout: 10_000 }, (res) => {
-        res.resume();
-        res.on('end', () => {
-          if (res.statusCode && res.statusCode < 500) counts.ok++;
-          else (counts.failed++, counts.errors.push(`${url} ${res.statusCode}`));
-          resolve();
-        });
-      });
-      req.on('error', (err) => {
-        counts.failed++;
-        counts.errors.push(`${url} ${err.message}`);
-        resolve();
-      });
-      req.end();
-    });
-  const pub = target.publicEndpoints();
-  const worker = async (url: string, method?: string) => {
-    while (!stopped) await get(url, method);
-  };
-  const done = Promise.all([
-    worker(pub.acme),
-    worker(pub.acme.replace('/directory', '/acme/new-nonce'), 'HEAD'),
-    worker(pub.crl[0]),
-    worker(`${pub.httpBase}/issuer/${pub.crl[0].split('/crl/')[1].replace('.crl', '.der')}`),
-  ]);
-  return {
-    counts,
-    async stop() {
-      stopped = true;
-      await done;
-      return counts;
-    },
-  };
-}
-
 
 async function deployAndSmoke(color: 'blue' | 'green') {
   await deploy({ target, color, release: version });
@@ -114,7 +72,10 @@ t.test('flips to green under load with zero failed requests and an order in flig
   await client.createAccount({ termsOfServiceAgreed: true });
   const order = await client.createOrder({ identifiers: [{ type: 'dns', value: 'inflight.test' }] });
 
-  const traffic = load(agent);
+  const shared = await target.sharedState();
+  const issuerDer = new X509Certificate(readFileSync(shared.issuers[0].certFile)).raw;
+  const ocsp = ocspGetUrl(target.publicEndpoints().ocsp[0], issuerDer, '7f'.repeat(16));
+  const traffic = publicLoad(target.publicEndpoints(), agent, ocsp);
   await new Promise((r) => setTimeout(r, 500));
   await flipColor({ target, to: 'green' });
   await new Promise((r) => setTimeout(r, 500));

@@ -68,3 +68,46 @@ export async function startTestCa(
     },
   };
 }
+
+/**
+ * Stops the components of `ca` and starts them again on the same state directory and ports,
+ * as a new deploy would: shared.json is read afresh, so a rotated issuer is picked up. The
+ * returned CA owns the temporary directory; stop it instead of `ca`.
+ */
+export async function restartTestCa(
+  ca: TestCa,
+  settings: Partial<ColorSettings> = {},
+): Promise<TestCa> {
+  ca.agent.destroy();
+  await ca.instance.stop();
+  const shared = await ensureSharedState({ stateDir: ca.shared.stateDir });
+
+  let instance: CaInstance;
+  try {
+    instance = await startCaInstance({
+      shared,
+      ports: ca.instance.ports,
+      settings: { allowedDomains: ['test'], logLevel: 'info', ...settings },
+      dir: join(ca.dir, `run-${Date.now()}`),
+    });
+  } catch (err) {
+    process.stderr.write(`test CA failed to restart; its files are in ${ca.dir}\n`);
+    throw err;
+  }
+
+  const trustPem = readFileSync(shared.trustBundle, 'utf8');
+  const agent = new Agent({ ca: trustPem, keepAlive: true });
+  return {
+    ...ca,
+    instance,
+    shared,
+    directoryUrl: instance.directoryUrl,
+    trustPem,
+    agent,
+    async stop() {
+      agent.destroy();
+      await instance.stop();
+      if (process.env.KEEP_TEST_STATE !== '1') rmSync(ca.dir, { recursive: true, force: true });
+    },
+  };
+}
