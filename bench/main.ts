@@ -39,6 +39,7 @@ const benches: Record<string, () => Promise<void>> = {
     process.stdout.write(`pipeline release build: ${f.buildSeconds.toFixed(1)} s (not in the cycle)\n`);
     process.stdout.write(`pipeline cycle: ${f.cycleSeconds.toFixed(1)} s (${steps}; target < 20 s)\n`);
     process.stdout.write(`pipeline under load: ${f.served} requests served, ${f.failed} failed\n`);
+    for (const e of f.errors.slice(0, 5)) process.stdout.write(`  failed: ${e}\n`);
   },
 
   async ocsp() {

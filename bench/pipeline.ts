@@ -18,6 +18,7 @@ export interface PipelineFigures {
   cycleSeconds: number;
   served: number;
   failed: number;
+  errors: string[];
 }
 
 const seconds = async <T>(work: () => Promise<T>) => {
@@ -71,6 +72,7 @@ export async function benchPipeline(): Promise<PipelineFigures> {
       cycleSeconds: Object.values(steps).reduce((a, b) => a + b, 0),
       served: counts.ok,
       failed: counts.failed,
+      errors: counts.errors,
     };
   } finally {
     for (const c of ['blue', 'green'] as const) await target.destroy(c).catch(() => undefined);

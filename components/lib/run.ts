@@ -5,6 +5,11 @@ import { ConfigError } from './errors.js';
 /** What a component's start function hands back: how to stop it. */
 export interface Running {
   stop(): Promise<void>;
+  /**
+   * Asks clients to go elsewhere before a stop: public HTTP servers answer with
+   * `Connection: close` from now on, so keep-alive clients reconnect through the load balancer.
+   */
+  drain?(): void;
 }
 
 /**
@@ -43,6 +48,8 @@ export async function runComponent<S extends z.ZodType>(
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // SIGUSR2 starts the drain that precedes a teardown (see pipelines/local/supervisor.ts).
+  process.on('SIGUSR2', () => running.drain?.());
 }
 
 function fail(component: string, message: string): never {

@@ -405,8 +405,9 @@ export async function startOcspResponder(
   const metrics = createMetrics('ocsp-responder');
   const sa = createRpcClient(saService, config.sa, config.tls);
 
-  const http = createHttp1Server({
-    handler: createResponderHandler({
+  // Once draining, every answer closes its connection: keep-alive clients reconnect elsewhere.
+  let draining = false;
+  const answer = createResponderHandler({
       issuers,
       sa,
       cacheSeconds: config.cacheSeconds,
@@ -415,7 +416,13 @@ export async function startOcspResponder(
       cacheEntries: config.cacheEntries,
       log,
       metrics,
-    }),
+    });
+  const http = createHttp1Server({
+    handler: (req) => {
+      const out = answer(req);
+      if (!draining) return out;
+      return out instanceof Promise ? out.then((r) => ({ ...r, close: true })) : { ...out, close: true };
+    },
     maxBodyBytes: config.maxRequestBytes,
     onError: (err) => log.error({ err }, 'request failed'),
   });
@@ -441,6 +448,9 @@ export async function startOcspResponder(
   return {
     port: boundPort,
     adminPort: admin.port,
+    drain() {
+      draining = true;
+    },
     async stop() {
       await http.close();
       await admin.close();

@@ -38,6 +38,7 @@ await runComponent('wfe', wfeConfig, async (config) => {
   log.info({ port: server.port, adminPort: admin.port }, 'wfe started');
 
   return {
+    drain: () => server.drain(),
     async stop() {
       await server.close();
       await admin.close();

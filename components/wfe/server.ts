@@ -112,6 +112,8 @@ export async function handle(
 
 export interface AcmeServer {
   readonly port: number;
+  /** From now on every response closes its connection, so clients move to the other color. */
+  drain(): void;
   close(): Promise<void>;
 }
 
@@ -135,8 +137,12 @@ export async function startAcmeServer(ctx: WfeContext, metrics?: Registry): Prom
       requestTimeout: 30_000,
       headersTimeout: 15_000,
     },
-    (req, res) => void handle(ctx, req, res, requests),
+    (req, res) => {
+      if (draining) res.setHeader('connection', 'close');
+      void handle(ctx, req, res, requests);
+    },
   );
+  let draining = false;
 
   const { host, port } = splitAddress(ctx.config.listen);
   await new Promise<void>((resolve, reject) => {
@@ -147,6 +153,9 @@ export async function startAcmeServer(ctx: WfeContext, metrics?: Registry): Prom
 
   return {
     port: typeof bound === 'object' && bound ? bound.port : port,
+    drain: () => {
+      draining = true;
+    },
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());

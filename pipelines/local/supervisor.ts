@@ -108,6 +108,10 @@ async function supervise(config: z.output<typeof supervisorConfig>): Promise<voi
     report();
   };
 
+  // The drain before a teardown: the public HTTP servers start closing keep-alive connections.
+  process.on('SIGUSR2', () => {
+    for (const name of ['wfe', 'ocsp-responder']) running.get(name)?.child.kill('SIGUSR2');
+  });
   process.once('SIGTERM', () => void stopAll().then(() => process.exit(0)));
   process.once('SIGINT', () => void stopAll().then(() => process.exit(0)));
   report();

@@ -219,6 +219,8 @@ export class LocalTarget implements Target {
 
   /** Waits until the load balancer holds no open connection to `color`, at most `timeoutMs`. */
   async drain(color: Color, timeoutMs: number): Promise<number> {
+    const supervisor = readSupervisorStatus(this.statusFile(color));
+    if (supervisor && alive(supervisor.pid)) process.kill(supervisor.pid, 'SIGUSR2');
     const deadline = Date.now() + timeoutMs;
     let open = 0;
     do {
