@@ -1,3 +1,4 @@
+import { keyStoreUnavailable } from './service.js';
 import { Counter, type Registry } from 'prom-client';
 import { CaError, toCaError } from '../lib/errors.js';
 import { audit, type Logger } from '../lib/log.js';
@@ -198,11 +199,7 @@ export class CertificateAuthorityImpl implements CertificateAuthority {
       der = await buildCertificate(template, issuer.key);
     } catch (err) {
       audit(this.#log, 'precertificate signing failed', { ...fields, err });
-      throw new CaError(
-        'internal',
-        `signing precertificate ${serial} with issuer ${issuer.id} failed`,
-        { cause: err },
-      );
+      throw signingError(`signing precertificate ${serial} with issuer ${issuer.id} failed`, err);
     }
 
     audit(this.#log, 'precertificate signed', fields);
@@ -289,8 +286,7 @@ export class CertificateAuthorityImpl implements CertificateAuthority {
       der = await signTbs(tbs, issuer.key);
     } catch (err) {
       audit(this.#log, 'certificate signing failed', { ...fields, err });
-      const detail = `signing serial ${info.serial} with issuer ${issuer.id} failed`;
-      throw new CaError('internal', detail, { cause: err });
+      throw signingError(`signing serial ${info.serial} with issuer ${issuer.id} failed`, err);
     }
 
     audit(this.#log, 'certificate signed', fields);
@@ -445,4 +441,12 @@ export class CertificateAuthorityImpl implements CertificateAuthority {
       ],
     };
   }
+}
+
+/** A signing failure: `unavailable` when the key store (an HSM) could not be reached. */
+function signingError(what: string, err: unknown): CaError {
+  if (err instanceof CaError && err.kind === 'unavailable') {
+    return new CaError('unavailable', `${what}: ${keyStoreUnavailable}`, { cause: err });
+  }
+  return new CaError('internal', what, { cause: err });
 }

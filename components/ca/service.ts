@@ -68,3 +68,6 @@ export const caService = defineService<CertificateAuthority>(
   ['issuePrecertificate', 'issueCertificateForPrecertificate'],
   ['ra'],
 );
+
+/** Ends the detail of an `unavailable` error when the key store (an HSM) failed to sign. */
+export const keyStoreUnavailable = 'the signing key store is unavailable';

@@ -329,7 +329,8 @@ function suite(token: SoftHsmKeyStoreConfig): void {
 
     const err = (await issue(ca.ca, ['gone.example.test']).catch((e: unknown) => e)) as CaError;
     t.type(err, CaError);
-    t.match(err.message, /signing .* with issuer [0-9a-f]{8} failed/);
+    t.equal(err.kind, 'unavailable', 'the RA can tell the client the HSM failed');
+    t.match(err.message, /signing .* with issuer [0-9a-f]{8} failed: the signing key store/);
     t.equal((err.cause as CaError).kind, 'unavailable');
     t.match((err.cause as CaError).message, /the HSM token test no longer holds key issuer-1/);
     t.ok(ca.logs.some((l) => /signing failed$/.test(String(l.msg)) && l.audit === true));

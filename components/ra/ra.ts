@@ -1,3 +1,4 @@
+import { keyStoreUnavailable } from '../ca/service.js';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { createPublicKey, randomBytes, type JsonWebKey as NodeJsonWebKey } from 'node:crypto';
 import type { Identifier, Problem } from '../lib/acme.js';
@@ -45,6 +46,9 @@ export interface RaOptions {
 }
 
 /** The problem detail of an order that failed because too few CT logs returned an SCT. */
+const hsmUnavailableDetail =
+  "the CA's signing key store (HSM) is unavailable, so no certificate was issued; create a new order";
+
 const ctUnavailableDetail =
   'the CT logs could not be reached, so no certificate was issued; create a new order';
 
@@ -304,7 +308,9 @@ export class RegistrationAuthorityImpl implements RegistrationAuthority {
       const detail =
         err.detail === ctUnavailableDetail
           ? err.detail
-          : err.kind === 'internal' || err.kind === 'unavailable'
+          : err.kind === 'unavailable' && err.detail.endsWith(keyStoreUnavailable)
+            ? hsmUnavailableDetail
+            : err.kind === 'internal' || err.kind === 'unavailable'
             ? 'issuance failed inside the CA; the order cannot be finalized, create a new one'
             : err.detail;
       return this.o.sa.setOrderError({
