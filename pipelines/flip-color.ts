@@ -56,8 +56,8 @@ export async function flipColor(o: FlipOptions): Promise<{ active: Color; previo
 
     const problem = await publicCheck(o.target);
     if (problem) {
-      if (current) await o.target.flip(current);
-      else await o.target.flip(to === 'blue' ? 'green' : 'blue').catch(() => undefined);
+      // Back to where traffic went before, which is nowhere on a first flip.
+      await o.target.flip(current);
       ctx.save('flipped back');
       throw new PipelineError(`after the flip the public endpoint failed: ${problem}`, 'flipped back; see the color logs');
     }

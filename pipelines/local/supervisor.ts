@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { Component } from './configs.js';
@@ -135,7 +135,6 @@ async function supervise(config: z.output<typeof supervisorConfig>): Promise<voi
 export async function launchSupervisor(configFile: string, timeoutMs = 90_000): Promise<SupervisorStatus> {
   const config = supervisorConfig.parse(JSON.parse(readFileSync(configFile, 'utf8')));
   const out = join(config.logDir, '..', 'supervisor.log');
-  const { openSync, mkdirSync } = await import('node:fs');
   mkdirSync(config.logDir, { recursive: true });
   const fd = openSync(out, 'a');
   const child = spawn(

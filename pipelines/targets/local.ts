@@ -206,7 +206,7 @@ export class LocalTarget implements Target {
     return this.endpoints(localLbPorts.public.acme, localLbPorts.public.http, this.issuerIds());
   }
 
-  async flip(color: Color): Promise<void> {
+  async flip(color: Color | null): Promise<void> {
     await this.ensureLoadBalancer();
     const result = writeFlip(this.routeFile, color);
     await waitForRoutes(this.adminUrl(), { revision: result.revision }, 10_000);

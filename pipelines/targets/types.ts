@@ -3,8 +3,9 @@
  * target runs: `deploy`, `smoke`, `flip-color`, `teardown`, `rollback` and `status` call these.
  */
 
-export const colors = ['blue', 'green'] as const;
-export type Color = (typeof colors)[number];
+import { colors, type Color } from '../local/state.js';
+
+export { colors, type Color };
 
 export function otherColor(color: Color): Color {
   return color === 'blue' ? 'green' : 'blue';
@@ -43,8 +44,8 @@ export interface Target {
   previewEndpoints(color: Color): Endpoints;
   /** Endpoints of whichever color the load balancer sends traffic to. */
   publicEndpoints(): Endpoints;
-  /** Sends new connections to `color`; open ones finish where they are. */
-  flip(color: Color): Promise<void>;
+  /** Sends new connections to `color` (null: to no color); open ones finish where they are. */
+  flip(color: Color | null): Promise<void>;
   /** The color the load balancer sends traffic to now, if it runs. */
   activeColor(): Promise<Color | null>;
   /** Stops and removes one color; never touches shared state. */
