@@ -16,9 +16,9 @@ import { execa } from 'execa';
 import t from 'tap';
 import { ensureIdentity } from '../components/lib/pki.js';
 import { openDatabase } from '../components/sa/db.js';
-import { migrateToLatest } from '../components/sa/migrations.js';
+import { migrationState } from '../components/sa/migrations.js';
 import { freePort } from './local/ports.js';
-import { buildRelease, listReleases, readRelease, releaseEntry } from './release.js';
+import { buildRelease, listReleases, migrationJobFile, readRelease, releaseEntry } from './release.js';
 
 /**
  * Releases built from this repository and from a throw-away git repository: a bundled
@@ -49,9 +49,26 @@ t.test('a bundled SA runs from a copy of its release with plain node', async (t)
 
   const tls = await ensureIdentity(join(work, 'pki'), 'sa');
   const dbFile = join(work, 'sa.sqlite');
+  const envWithoutLoaders = { ...process.env };
+  delete envWithoutLoaders.NODE_OPTIONS;
+  delete envWithoutLoaders.NODE_PATH;
+
+  // The release's own migration job creates the schema, as a color's deploy runs it.
+  const job = await execa(process.execPath, [join(copy, migrationJobFile), '--db', `sqlite:${dbFile}`], {
+    cwd: work,
+    env: envWithoutLoaders,
+    reject: false,
+  });
+  t.equal(job.exitCode, 0, `the migration job runs with plain node: ${job.stderr}`);
+  t.match(job.stderr, /applied 0001/);
   const db = openDatabase(`sqlite:${dbFile}`);
-  await migrateToLatest(db);
+  t.same(await migrationState(db).then((m) => m.pending), [], 'and leaves nothing pending');
   await db.destroy();
+  const again = await execa(process.execPath, [join(copy, migrationJobFile), '--db', `sqlite:${dbFile}`], {
+    cwd: work,
+    env: envWithoutLoaders,
+  });
+  t.match(again.stderr, /is up to date/, 'a second run changes nothing');
   const adminPort = await freePort();
   const configFile = join(work, 'sa.json');
   writeFileSync(
@@ -67,12 +84,9 @@ t.test('a bundled SA runs from a copy of its release with plain node', async (t)
 
   const entry = releaseEntry(copy, 'sa');
   t.equal(entry, join(copy, 'components', 'sa.mjs'));
-  const env = { ...process.env };
-  delete env.NODE_OPTIONS;
-  delete env.NODE_PATH;
   const sa = spawn(process.execPath, [entry, '--config', configFile], {
     cwd: work,
-    env,
+    env: envWithoutLoaders,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

@@ -199,7 +199,17 @@ export function findComponents(repoRoot: string): string[] {
     .sort();
 }
 
-/** Bundles every component; returns the bare packages the bundles still import. */
+/** The migration job a color runs before its components start: this release's migrations. */
+const migrationJobSource = 'components/sa/migrate.ts';
+
+/** Where a release keeps its migration job, relative to the release folder. */
+export const migrationJobFile = join('components', 'migrate.mjs');
+
+function hasMigrationJob(repoRoot: string): boolean {
+  return existsSync(join(repoRoot, migrationJobSource));
+}
+
+/** Bundles every component and the migration job; returns the bare packages they still import. */
 async function bundle(
   repoRoot: string,
   components: readonly string[],
@@ -209,7 +219,10 @@ async function bundle(
   try {
     result = await esbuild.build({
       absWorkingDir: repoRoot,
-      entryPoints: components.map((c) => ({ in: `components/${c}/main.ts`, out: c })),
+      entryPoints: [
+        ...components.map((c) => ({ in: `components/${c}/main.ts`, out: c })),
+        ...(hasMigrationJob(repoRoot) ? [{ in: migrationJobSource, out: 'migrate' }] : []),
+      ],
       outdir,
       outExtension: { '.js': '.mjs' },
       bundle: true,
@@ -232,7 +245,7 @@ async function bundle(
 
   // Map sources are relative to the output folder; make them name repository files instead,
   // so that where the release is built does not change its content.
-  for (const c of components) {
+  for (const c of [...components, ...(hasMigrationJob(repoRoot) ? ['migrate'] : [])]) {
     const mapFile = join(outdir, `${c}.mjs.map`);
     const map = JSON.parse(readFileSync(mapFile, 'utf8')) as { sources: string[] };
     map.sources = map.sources.map((s) => `source:${relative(repoRoot, resolve(outdir, s))}`);

@@ -1,9 +1,9 @@
-import { createPublicKey, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import type { SigningKey } from '../keys/types.js';
 import { bytesOf, childrenOf, derTags, encodeTlv, readWhole } from '../lib/der.js';
 import { normalizeSerial } from '../lib/cert-info.js';
 import { CaError } from '../lib/errors.js';
-import { signatureAlgorithmOf, signChecked } from '../lib/x509.js';
+import { publicKeyObject, signatureAlgorithmOf, signChecked } from '../lib/x509.js';
 import type { Issuer } from './issuer.js';
 
 /**
@@ -40,7 +40,7 @@ export function readPrecertificate(
   }
 
   for (const issuer of issuers) {
-    const key = createPublicKey({ key: issuer.key.publicKeySpki, format: 'der', type: 'spki' });
+    const key = publicKeyObject(issuer.key.publicKeySpki);
     if (!cert.verify(key)) continue;
 
     // OpenSSL lists the names as `DNS:a, DNS:b`; a DNS name holds no comma or space.

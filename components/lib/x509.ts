@@ -1,5 +1,5 @@
 import * as asn1js from 'asn1js';
-import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, verify, type KeyObject } from 'node:crypto';
 import * as pkijs from 'pkijs';
 import { signatureHashOf } from '../keys/algorithms.js';
 import type { KeyAlgorithm, SigningKey } from '../keys/types.js';
@@ -96,10 +96,49 @@ function unsignedBigInt(bytes: Uint8Array): bigint {
 }
 
 /**
+ * Public keys already read, by their DER. OpenSSL 3 takes a good fraction of a millisecond to
+ * import a key, and the same key comes back often: the CA's own keys on every signature, a
+ * subscriber's key in the RA and again in the CA. Bounded; the oldest entry goes first.
+ */
+const knownKeys = new Map<string, { description: PublicKeyDescription; key: KeyObject }>();
+const knownKeysMax = 512;
+
+function readPublicKey(spki: Buffer): { description: PublicKeyDescription; key: KeyObject } {
+  const id = spki.toString('base64');
+  const known = knownKeys.get(id);
+  if (known) return known;
+
+  const description = describeUncached(spki);
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+  } catch (err) {
+    const reason =
+      description.keyType === 'rsa'
+        ? 'RSA public key cannot be imported'
+        : `ECDSA public key is not a point on ${description.keyType}`;
+    throw new CaError('badPublicKey', reason, { cause: err });
+  }
+  const entry = { description, key };
+  if (knownKeys.size >= knownKeysMax) knownKeys.delete(knownKeys.keys().next().value as string);
+  knownKeys.set(id, entry);
+  return entry;
+}
+
+/** The public key of a SubjectPublicKeyInfo, ready for `verify`; `badPublicKey` if unusable. */
+export function publicKeyObject(spki: Buffer): KeyObject {
+  return readPublicKey(spki).key;
+}
+
+/**
  * Says what kind of key a SubjectPublicKeyInfo holds. Throws `badPublicKey` for anything other
  * than RSA (parameters NULL) or ECDSA on a named P-256 or P-384 curve with a point on it.
  */
 export function describePublicKey(spki: Buffer): PublicKeyDescription {
+  return readPublicKey(spki).description;
+}
+
+function describeUncached(spki: Buffer): PublicKeyDescription {
   let info: pkijs.PublicKeyInfo;
   try {
     info = new pkijs.PublicKeyInfo({ schema: fromDer(spki, 'public key') });
@@ -152,14 +191,7 @@ export function describePublicKey(spki: Buffer): PublicKeyDescription {
       );
     }
 
-    // OpenSSL refuses a point that is not on the curve when it imports the key.
-    try {
-      createPublicKey({ key: spki, format: 'der', type: 'spki' });
-    } catch (err) {
-      throw new CaError('badPublicKey', `ECDSA public key is not a point on ${keyType}`, {
-        cause: err,
-      });
-    }
+    // readPublicKey imports the key next; OpenSSL refuses a point that is not on the curve.
     return { keyType };
   }
 
@@ -265,7 +297,7 @@ export function parseCsr(der: Buffer): ParsedCsr {
 
 function verifies(hash: string, data: Buffer, spki: Buffer, signature: asn1js.BitString): boolean {
   try {
-    const key = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+    const key = publicKeyObject(spki);
     const bytes = signature.valueBlock.valueHexView;
     return verify(hash, data, { key, dsaEncoding: 'der' }, bytes);
   } catch {
@@ -443,7 +475,7 @@ export function signatureAlgorithmOf(algorithm: KeyAlgorithm): pkijs.AlgorithmId
 export async function signChecked(tbs: Buffer, signer: SigningKey): Promise<Buffer> {
   const signature = await signer.sign(tbs);
 
-  const key = createPublicKey({ key: signer.publicKeySpki, format: 'der', type: 'spki' });
+  const key = publicKeyObject(signer.publicKeySpki);
   const hash = signatureHashOf(signer.algorithm);
   if (!verify(hash, tbs, { key, dsaEncoding: 'der' }, signature)) {
     throw new Error(`key ${signer.id} returned a signature that does not verify`);

@@ -211,7 +211,9 @@ function openSqlite(rawPath: string): SaDatabase {
   database.pragma(`busy_timeout = ${sqliteBusyTimeoutMs}`);
   database.pragma('foreign_keys = ON');
 
-  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database }) });
+  const db = new Kysely<Database>({
+    dialect: new ImmediateSqliteDialect({ database: withStatementCache(database) }),
+  });
   return {
     db,
     dialect: 'sqlite',
@@ -228,6 +230,28 @@ function openSqlite(rawPath: string): SaDatabase {
  * only at the first write, and when another process (the other color) wrote in between,
  * SQLite fails that upgrade with SQLITE_BUSY at once instead of honouring busy_timeout.
  */
+/**
+ * Hands kysely the same prepared statement for the same SQL instead of preparing it on every
+ * query, which costs more than running it. Safe because better-sqlite3 runs one statement at a
+ * time and kysely never streams here. Bounded; the oldest statement goes first.
+ */
+function withStatementCache(database: SqliteDatabase.Database) {
+  const statements = new Map<string, SqliteDatabase.Statement>();
+  const max = 256;
+  return {
+    close: () => database.close(),
+    prepare(sqlText: string) {
+      let statement = statements.get(sqlText);
+      if (!statement) {
+        statement = database.prepare(sqlText);
+        if (statements.size >= max) statements.delete(statements.keys().next().value as string);
+        statements.set(sqlText, statement);
+      }
+      return statement;
+    },
+  };
+}
+
 class ImmediateSqliteDialect extends SqliteDialect {
   override createDriver(): Driver {
     const driver = super.createDriver() as SqliteDriver;

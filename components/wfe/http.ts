@@ -92,6 +92,8 @@ export function send(
     headers['content-type'] = out.raw.contentType;
     res.writeHead(out.status, headers).end(out.raw.data);
   } else if (out.body === undefined) {
+    // An explicit length lets Node's HTTP client keep the connection after a HEAD or a 204.
+    if (out.status !== 204) headers['content-length'] = '0';
     res.writeHead(out.status, headers).end();
   } else {
     const isProblem = typeof out.body === 'object' && out.body !== null && 'type' in out.body && out.status >= 400;

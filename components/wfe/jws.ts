@@ -216,6 +216,34 @@ export function parseFlattenedJws(value: unknown, what: string): FlattenedJws {
   };
 }
 
+type ImportedKey = Awaited<ReturnType<typeof importJWK>>;
+
+/**
+ * Account keys already imported, by algorithm and public members. An account signs every
+ * request with the same key, and importing one costs more than verifying with it. Bounded;
+ * the oldest entry goes first.
+ */
+const importedKeys = new Map<string, ImportedKey>();
+const importedKeysMax = 4096;
+
+async function importAccountKey(key: PublicJwk, alg: string): Promise<ImportedKey> {
+  const id = `${alg} ${JSON.stringify(key)}`;
+  const known = importedKeys.get(id);
+  if (known) return known;
+
+  let imported: ImportedKey;
+  try {
+    imported = await importJWK(key, alg);
+  } catch (err) {
+    throw new CaError('badPublicKey', `JWK cannot be used as a ${alg} public key`, { cause: err });
+  }
+  if (importedKeys.size >= importedKeysMax) {
+    importedKeys.delete(importedKeys.keys().next().value as string);
+  }
+  importedKeys.set(id, imported);
+  return imported;
+}
+
 /**
  * Verifies the signature of a parsed JWS with a public JWK: the embedded `jwk` for newAccount,
  * or the stored account key for `kid` requests. The key must suit `alg` (RFC 8555 §6.2).
@@ -235,12 +263,7 @@ export async function verifyWithJwk(parsed: ParsedJws, jwk: unknown): Promise<vo
     );
   }
 
-  let cryptoKey: Awaited<ReturnType<typeof importJWK>>;
-  try {
-    cryptoKey = await importJWK(key, alg);
-  } catch (err) {
-    throw new CaError('badPublicKey', `JWK cannot be used as a ${alg} public key`, { cause: err });
-  }
+  const cryptoKey = await importAccountKey(key, alg);
 
   const jws = {
     protected: parsed.protectedB64,

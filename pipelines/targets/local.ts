@@ -1,10 +1,12 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execa } from 'execa';
 import { join, resolve } from 'node:path';
 import { launchProxy, stopProxy } from '../local/lb/launch.js';
 import { flip as writeFlip, readRouteFile, waitForRoutes, writeRouteFile } from '../local/lb/route-file.js';
 import type { ProxyConfig } from '../local/lb/config.js';
 import { componentTiers } from '../local/ca-instance.js';
 import { writeConfigs, type ColorSettings, type Component } from '../local/configs.js';
+import { migrationJobFile } from '../release.js';
 import type { CaPorts } from '../local/ports.js';
 import { ensureSharedState, type SharedState } from '../local/shared-state.js';
 import {
@@ -147,6 +149,8 @@ export class LocalTarget implements Target {
       throw new Error(`release ${req.release} is not built under ${this.releasesDir}`);
     }
 
+    await this.runMigrationJob(releaseDir, req.release, shared.dbUrl);
+
     const dir = this.colorDir(req.color);
     await stopSupervisor(this.statusFile(req.color));
     rmSync(join(dir, 'config'), { recursive: true, force: true });
@@ -173,6 +177,25 @@ export class LocalTarget implements Target {
       throw new Error(`${req.color} did not start: ${status.detail ?? status.state}`);
     }
     this.setPreview(req.color, true);
+  }
+
+  /**
+   * Applies the release's own migrations, as a color's migration job does on a cluster, so a
+   * release whose schema is newer than this toolkit's still deploys. A release built before
+   * releases carried the job relies on the toolkit's migrations, applied in sharedState().
+   */
+  private async runMigrationJob(releaseDir: string, release: string, dbUrl: string): Promise<void> {
+    const job = join(releaseDir, migrationJobFile);
+    if (!existsSync(job)) return;
+    const result = await execa(process.execPath, [job, '--db', dbUrl], {
+      cwd: releaseDir,
+      reject: false,
+      timeout: 120_000,
+    });
+    if (result.exitCode !== 0) {
+      const line = result.stderr.trim().split('\n').pop() ?? `exit code ${result.exitCode}`;
+      throw new Error(`the migration job of release ${release} failed: ${line}`);
+    }
   }
 
   private setPreview(color: Color, on: boolean): void {
