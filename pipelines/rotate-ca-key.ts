@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { addIssuer, listIssuers } from '../components/ca/hierarchy.js';
 import { openKeyStore } from '../components/keys/index.js';
 import { openDatabase } from '../components/sa/db.js';
@@ -60,6 +61,11 @@ export interface RetireOptions {
 export interface RetireResult {
   readonly retired: string;
   readonly issuers: readonly string[];
+  /**
+   * The retired issuer's key, which stays where it was: its id in the key store and that
+   * store (`<keysDir>/<id>.key` or `HSM token <label>`), for an operator who destroys it later.
+   */
+  readonly keptKey: { readonly keyId: string; readonly location: string };
 }
 
 /**
@@ -67,7 +73,9 @@ export interface RetireResult {
  * OCSP and CRL requests for it. Refuses the active issuer, and any issuer that signed a
  * certificate or precertificate which has not expired at `now`. The key stays in the key store
  * (file or token object) and the intermediate in the hierarchy directory: retiring stops their
- * use, it does not destroy them.
+ * use, it does not destroy them. Colors deployed before the retirement still list the issuer
+ * in their configs and load its key when they start (a rollback, a restart), so destroying it
+ * here would keep them from starting; an operator destroys it once every color is redeployed.
  */
 export async function retireIssuer(
   stateDir: string,
@@ -77,8 +85,10 @@ export async function retireIssuer(
   const nowIso = (options.now ?? new Date()).toISOString();
 
   const { value } = await withLock(stateDir, 'retire-ca-key', async () => {
+    let keptKey: RetireResult['keptKey'] | undefined;
     const state = await updateSharedIssuers(stateDir, async (shared) => {
-      if (!shared.issuers.some((i) => i.id === id)) {
+      const retiring = shared.issuers.find((i) => i.id === id);
+      if (!retiring) {
         const known = shared.issuers.map((i) => i.id).join(', ');
         throw new Error(`expected --retire to name an issuer (${known}), got ${id}`);
       }
@@ -95,12 +105,20 @@ export async function retireIssuer(
             'retire it after that',
         );
       }
+      const store = shared.keyStore;
+      keptKey = {
+        keyId: retiring.keyId,
+        location:
+          store.type === 'file'
+            ? join(store.dir, `${retiring.keyId}.key`)
+            : `HSM token ${store.tokenLabel}`,
+      };
       return {
         issuers: shared.issuers.filter((i) => i.id !== id),
         activeIssuer: shared.activeIssuer,
       };
     });
-    return { retired: id, issuers: state.issuers.map((i) => i.id) };
+    return { retired: id, issuers: state.issuers.map((i) => i.id), keptKey: keptKey! };
   });
   return value;
 }

@@ -126,6 +126,39 @@ export function ensureInitialized(module: Pkcs11Module): void {
   module.initialized = true;
 }
 
+/**
+ * Return codes that say the token or the device behind it went away, not just a session. Some
+ * modules (SoftHSM2 among them) keep a vanished token unusable until they are initialized
+ * again, so a store that sees one starts its next connection on a fresh C_Initialize.
+ */
+const tokenGoneCodes = new Set([
+  'CKR_DEVICE_REMOVED',
+  'CKR_DEVICE_ERROR',
+  'CKR_TOKEN_NOT_PRESENT',
+  'CKR_TOKEN_NOT_RECOGNIZED',
+]);
+
+/** True when `err` says the token or its device is gone (see `tokenGoneCodes`). */
+export function isTokenGone(err: unknown): boolean {
+  return tokenGoneCodes.has(pkcs11CodeOf(err) ?? '');
+}
+
+/**
+ * Finalizes the module so that its next use initializes it again and finds its tokens afresh.
+ * Sessions and logins of every store on the module end with it; those stores see
+ * CKR_CRYPTOKI_NOT_INITIALIZED or an invalid session next and reconnect.
+ */
+export function resetModule(module: Pkcs11Module): void {
+  if (module.initialized) {
+    try {
+      module.p11.C_Finalize();
+    } catch {
+      // A module that lost its device may refuse to finalize; it is initialized again anyway.
+    }
+  }
+  markUninitialized(module);
+}
+
 /** Forgets the module's initialization and logins, after it reported them gone. */
 export function markUninitialized(module: Pkcs11Module): void {
   module.initialized = false;

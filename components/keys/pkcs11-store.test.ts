@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { execFile } from 'node:child_process';
 import { createPublicKey, generateKeyPairSync, verify, webcrypto } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -267,6 +267,31 @@ function suite(token: SoftHsmKeyStoreConfig): void {
 
     const data = Buffer.from('after finalize');
     t.ok(verifies(key, data, await key.sign(data)));
+  });
+
+  // SoftHSM2 marks a token whose folder vanished as broken until the module is initialized
+  // again; moving the folder away is how an unmounted volume or a lost HSM looks to the store.
+  t.test('fails while the token is gone and signs again once it is back', async (t) => {
+    const store = openStore(t, token);
+    const key = await store.generate('comes-back', 'ecdsa-p256');
+    await key.sign(Buffer.from('before'));
+
+    const tokens = join(dir, 'hsm', 'tokens');
+    renameSync(tokens, `${tokens}.away`);
+    t.teardown(() => {
+      if (existsSync(`${tokens}.away`)) renameSync(`${tokens}.away`, tokens);
+    });
+
+    const first = (await key.sign(Buffer.from('gone')).catch((e: unknown) => e)) as CaError;
+    t.type(first, CaError);
+    t.equal(first.kind, 'unavailable');
+    t.match(first.message, /the HSM token test does not answer/);
+    t.notMatch(first.message, /no longer holds key/, 'a missing token is not a deleted key');
+    await t.rejects(key.sign(Buffer.from('still gone')), { kind: 'unavailable', message: /HSM/ });
+
+    renameSync(`${tokens}.away`, tokens);
+    const data = Buffer.from('back');
+    t.ok(verifies(key, data, await key.sign(data)), 'the same key object signs again');
   });
 
   t.test('creates a hierarchy on the token that OpenSSL verifies', async (t) => {

@@ -20,9 +20,11 @@ import {
   acquireModule,
   hsmError,
   isConnectionLost,
+  isTokenGone,
   markUninitialized,
   pkcs11CodeOf,
   releaseModule,
+  resetModule,
   type Pkcs11,
   type Pkcs11Module,
 } from './pkcs11-module.js';
@@ -247,6 +249,11 @@ export class Pkcs11KeyStore implements KeyStore {
   #closed = false;
   /** The login refusal of the last PIN tried, and a digest of that PIN, so it is not retried. */
   #refused: { pinDigest: Buffer; error: unknown } | null = null;
+  /**
+   * Set when the token went away under a live connection; the next connection then starts on
+   * a freshly initialized module, since some modules never see a token again otherwise.
+   */
+  #tokenGone = false;
 
   constructor(options: Pkcs11KeyStoreOptions) {
     const { module, tokenLabel, pin, maxSessions = 4 } = options;
@@ -396,11 +403,30 @@ export class Pkcs11KeyStore implements KeyStore {
 
     const handle = this.#findKey(conn.p11, session, id, pkcs11js.CKO_PRIVATE_KEY);
     if (!handle) {
+      // A token that vanished finds no objects rather than failing (SoftHSM2 does so when its
+      // token folder goes away), so ask the token itself before saying the key was removed.
+      this.#checkTokenPresent(conn);
       const detail = `the HSM token ${this.tokenLabel} no longer holds key ${id}`;
       throw new CaError('unavailable', detail);
     }
     conn.handles.set(id, handle);
     return handle;
+  }
+
+  /** Throws `unavailable`, and drops the connection, when the token no longer answers. */
+  #checkTokenPresent(conn: TokenConnection): void {
+    try {
+      conn.p11.C_GetTokenInfo(conn.slot);
+    } catch (err) {
+      conn.lost = true;
+      this.#tokenGone = true;
+      const code = pkcs11CodeOf(err) ?? (err as Error).message;
+      throw new CaError(
+        'unavailable',
+        `the HSM token ${this.tokenLabel} does not answer (C_GetTokenInfo: ${code})`,
+        { cause: err },
+      );
+    }
   }
 
   /**
@@ -449,6 +475,7 @@ export class Pkcs11KeyStore implements KeyStore {
     if (!isConnectionLost(err)) return;
 
     conn.lost = true;
+    if (isTokenGone(err)) this.#tokenGone = true;
     if (pkcs11CodeOf(err) === 'CKR_CRYPTOKI_NOT_INITIALIZED' && this.#module) {
       markUninitialized(this.#module);
     }
@@ -470,6 +497,7 @@ export class Pkcs11KeyStore implements KeyStore {
 
       this.#connection?.close();
       this.#connection = null;
+      if (this.#tokenGone && this.#module) resetModule(this.#module);
       this.#module ??= acquireModule(this.modulePath, this.#softhsmConf);
       try {
         this.#connection = TokenConnection.open({
@@ -485,6 +513,7 @@ export class Pkcs11KeyStore implements KeyStore {
         throw err;
       }
       this.#refused = null;
+      this.#tokenGone = false;
       return this.#connection;
     })().finally(() => {
       this.#connecting = null;

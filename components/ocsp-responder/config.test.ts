@@ -14,7 +14,7 @@ const minimal = {
 
 t.test('fills in the cache, max-age and size defaults', async (t) => {
   t.match(parseConfig(ocspResponderConfig, minimal, 'test'), {
-    cacheSeconds: 5,
+    cacheSeconds: 1,
     maxAgeSeconds: 60,
     maxRequestBytes: 8192,
     cacheEntries: 100_000,

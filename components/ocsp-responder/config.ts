@@ -24,9 +24,9 @@ export const ocspResponderConfig = z
     /**
      * How long a response or CRL read from the SA is served from memory before it is read
      * again. A revocation shows at the responder within this many seconds.
-     * @default 5
+     * @default 1
      */
-    cacheSeconds: z.number().int().min(0).max(300).default(5),
+    cacheSeconds: z.number().int().min(0).max(300).default(1),
     /**
      * Upper bound of `Cache-Control: max-age` on OCSP responses and CRLs; never past their
      * nextUpdate (RFC 5019 §6.2). An HTTP cache in front may serve a response this long after

@@ -139,7 +139,7 @@ export function createResponderHandler(o: ResponderHandlerOptions): (req: HttpRe
       },
     ]),
   );
-  // A revocation reaches clients within cacheSeconds (5 by default): short enough for a
+  // A revocation reaches clients within cacheSeconds (1 by default): short enough for a
   // smoke test that revokes and asks again, long enough that a hot serial is read once.
   const ocspCache = new TtlCache<Document | null>({
     ttlMs: o.cacheSeconds * 1000,

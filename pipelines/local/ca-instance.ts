@@ -4,12 +4,14 @@ import type { CaPorts } from './ports.js';
 import { spawnComponent, stopProcess, waitHealthy, type ComponentProcess } from './processes.js';
 import type { SharedState } from './shared-state.js';
 
-/** Components of one tier start together; each tier only calls the ones before it. */
+/**
+ * Components of one tier start together. Only the CA calls a peer while it starts (the SA, for
+ * its first refresh pass); the others call peers only for a request, and requests arrive once
+ * the whole color is healthy. So two tiers suffice, and each one costs a start-up wait.
+ */
 export const componentTiers: Component[][] = [
   ['sa', 'ct-log'],
-  ['ca', 'va', 'ocsp-responder', 'publisher'],
-  ['ra'],
-  ['wfe'],
+  ['ca', 'va', 'ocsp-responder', 'publisher', 'ra', 'wfe'],
 ];
 
 export interface CaInstanceOptions {

@@ -5,7 +5,11 @@ import { join } from 'node:path';
 import { startCaInstance, type CaInstance } from '../../pipelines/local/ca-instance.js';
 import type { ColorSettings } from '../../pipelines/local/configs.js';
 import { freePort, randomPorts } from '../../pipelines/local/ports.js';
-import { ensureSharedState, type SharedState } from '../../pipelines/local/shared-state.js';
+import {
+  ensureSharedState,
+  type SharedKeyStore,
+  type SharedState,
+} from '../../pipelines/local/shared-state.js';
 
 export interface TestCa {
   readonly instance: CaInstance;
@@ -24,10 +28,12 @@ export interface TestCa {
 /**
  * Starts a whole CA (every component a real process on loopback) in a temporary state
  * directory, with free ports for everything including the VA's http-01 and tls-alpn-01 ports.
+ * `keyStore: 'softhsm'` puts the CA's keys on a SoftHSM2 token in the state directory.
  */
 export async function startTestCa(
-  settings: Partial<ColorSettings> & { dbUrl?: string } = {},
+  options: Partial<ColorSettings> & { dbUrl?: string; keyStore?: SharedKeyStore } = {},
 ): Promise<TestCa> {
+  const { keyStore, ...settings } = options;
   const dir = mkdtempSync(join(tmpdir(), 'bluegreen-ca-test-'));
   const validation = { httpPort: await freePort(), tlsAlpnPort: await freePort() };
   const ports = await randomPorts(validation);
@@ -36,6 +42,7 @@ export async function startTestCa(
     stateDir: join(dir, 'state'),
     dbUrl: settings.dbUrl,
     publicHttpBase: `http://127.0.0.1:${ports.publicHttp}`,
+    ...(keyStore ? { keyStore } : {}),
   });
 
   let instance: CaInstance;
