@@ -1,4 +1,5 @@
 import * as acme from 'acme-client';
+import { readFileSync } from 'node:fs';
 import { startHttp01Server } from '../test/helpers/challenge-servers.js';
 import { startTestCa } from '../test/helpers/ca.js';
 
@@ -8,7 +9,22 @@ export interface IssuanceFigures {
   failed: number;
   seconds: number;
   perSecond: number;
+  /** CPU milliseconds per issuance: the CA's processes together, and this bench's own client. */
+  cpuMsPerIssuance: { ca: number; client: number };
 }
+
+/** CPU time a process has used, in ms, from /proc (Linux); 0 elsewhere. */
+function processCpuMs(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    // Fields after the command name: utime and stime are the 12th and 13th, in clock ticks.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * (1000 / clockTicksPerSecond);
+  } catch {
+    return 0;
+  }
+}
+const clockTicksPerSecond = 100;
 
 /**
  * Full ACME issuances per second against every component as a real process: one account, one
@@ -51,9 +67,18 @@ export async function benchIssuance(options: { seconds: number; concurrencies: n
     };
 
     await issueOne(); // warm up every process's code paths once
+    const pids = [...ca.instance.processes.values()].map((p) => p.child.pid);
+    const caCpuMs = () => pids.reduce<number>((sum, pid) => sum + processCpuMs(pid), 0);
+    const clientCpuMs = () => {
+      const used = process.cpuUsage();
+      return (used.user + used.system) / 1000;
+    };
+
     for (const concurrency of options.concurrencies) {
       let issued = 0;
       let failed = 0;
+      const caBefore = caCpuMs();
+      const clientBefore = clientCpuMs();
       const started = performance.now();
       const deadline = started + options.seconds * 1000;
       const worker = async () => {
@@ -66,7 +91,15 @@ export async function benchIssuance(options: { seconds: number; concurrencies: n
       };
       await Promise.all(Array.from({ length: concurrency }, worker));
       const seconds = (performance.now() - started) / 1000;
-      results.push({ concurrency, issued, failed, seconds, perSecond: issued / seconds });
+      const per = (ms: number) => (issued > 0 ? ms / issued : 0);
+      results.push({
+        concurrency,
+        issued,
+        failed,
+        seconds,
+        perSecond: issued / seconds,
+        cpuMsPerIssuance: { ca: per(caCpuMs() - caBefore), client: per(clientCpuMs() - clientBefore) },
+      });
     }
   } finally {
     await http01.close();

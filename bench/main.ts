@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { benchIssuance } from './issuance.js';
 import { benchOcsp } from './ocsp.js';
 import { benchPipeline } from './pipeline.js';
@@ -8,10 +9,23 @@ const benches: Record<string, () => Promise<void>> = {
   async issuance() {
     const seconds = Number(process.env.BENCH_SECONDS ?? 20);
     const figures = await benchIssuance({ seconds, concurrencies: [1, 8] });
+    const cores = availableParallelism();
     for (const f of figures) {
+      const { ca, client } = f.cpuMsPerIssuance;
       process.stdout.write(
         `issuance concurrency=${f.concurrency}: ${f.perSecond.toFixed(1)} issuances/s ` +
-          `(${f.issued} issued, ${f.failed} failed in ${f.seconds.toFixed(1)} s)\n`,
+          `(${f.issued} issued, ${f.failed} failed in ${f.seconds.toFixed(1)} s); CPU per ` +
+          `issuance: CA ${ca.toFixed(1)} ms, client ${client.toFixed(1)} ms\n`,
+      );
+    }
+    // The client shares the machine: even a CA that cost nothing would stop at this rate.
+    const last = figures[figures.length - 1];
+    if (last && last.cpuMsPerIssuance.client > 0) {
+      const clientBound = (cores * 1000) / last.cpuMsPerIssuance.client;
+      const bothBound = (cores * 1000) / (last.cpuMsPerIssuance.client + last.cpuMsPerIssuance.ca);
+      process.stdout.write(
+        `issuance ceiling on ${cores} cores: ${clientBound.toFixed(0)}/s for the client alone, ` +
+          `${bothBound.toFixed(0)}/s for client and CA together\n`,
       );
     }
   },

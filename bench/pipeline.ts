@@ -10,6 +10,7 @@ import { buildRelease } from '../pipelines/release.js';
 import { smokeTest } from '../pipelines/smoke.js';
 import { teardown } from '../pipelines/teardown.js';
 import { LocalTarget } from '../pipelines/targets/local.js';
+import { lockFixedPorts } from '../test/helpers/fixed-ports.js';
 import { ocspGetUrl, publicLoad } from '../test/helpers/public-load.js';
 
 export interface PipelineFigures {
@@ -33,6 +34,8 @@ const seconds = async <T>(work: () => Promise<T>) => {
  * requesting the directory, nonces, OCSP and the CRL through the public ports.
  */
 export async function benchPipeline(): Promise<PipelineFigures> {
+  // The local target's ports are fixed; a test on them may be running.
+  const ports = await lockFixedPorts();
   const stateDir = mkdtempSync(join(tmpdir(), 'bluegreen-bench-'));
   const target = new LocalTarget({ stateDir, settings: { allowedDomains: ['test'], logLevel: 'warn' } });
 
@@ -78,5 +81,6 @@ export async function benchPipeline(): Promise<PipelineFigures> {
     for (const c of ['blue', 'green'] as const) await target.destroy(c).catch(() => undefined);
     await target.stopLoadBalancer().catch(() => undefined);
     rmSync(stateDir, { recursive: true, force: true });
+    ports.release();
   }
 }
