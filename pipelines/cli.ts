@@ -11,7 +11,9 @@ import { smokeTest } from './smoke.js';
 import { status } from './status.js';
 import { teardown } from './teardown.js';
 import { LocalTarget } from './targets/local.js';
-import type { Color } from './targets/types.js';
+import type { Color, PipelineTarget } from './targets/types.js';
+import { DeploymentConfigError, parseTarget } from '../stacks/config.js';
+import { configFileFrom, exampleConfigFile, readDeploymentConfig } from '../stacks/settings.js';
 import { repoRoot } from './local/processes.js';
 import { initSoftHsmToken } from '../components/keys/softhsm.js';
 import { ensureSharedState, sharedTokenLabel, type SharedKeyStore } from './local/shared-state.js';
@@ -59,6 +61,38 @@ function target(opts: { domains: string[]; dnsResolver?: string }): LocalTarget 
   });
 }
 
+type TargetName = 'local' | 'kubernetes' | 'openstack';
+
+function targetName(value: string): TargetName {
+  if (value === 'local') return value;
+  try {
+    return parseTarget(value);
+  } catch {
+    throw new InvalidArgumentError(`expected local, kubernetes or openstack, got ${value}`);
+  }
+}
+
+/**
+ * The target the verb runs against: local, or a cluster or cloud described by --config. The
+ * cloud targets load cdktf and its providers, which the local verbs never pay for.
+ */
+async function pipelineTarget(opts: TargetOpts): Promise<PipelineTarget> {
+  if (opts.target === 'local') return target(opts);
+  const name = parseTarget(opts.target);
+  const configFile = configFileFrom(opts.config);
+  if (!configFile) {
+    throw new PipelineError(
+      `target ${opts.target} needs a deployment config`,
+      'pass --config <file> or create deployment.yaml from stacks/deployment.example.yaml',
+    );
+  }
+  // Cloud verbs keep their records apart from the local target's.
+  const stateDir = join(resolve(program.opts().state), opts.target);
+  const o = { configFile, stateDir };
+  if (name === 'kubernetes') return new (await import('./targets/kubernetes.js')).KubernetesTarget(o);
+  return new (await import('./targets/openstack.js')).OpenStackTarget(o);
+}
+
 function color(value: string): Color {
   if (value !== 'blue' && value !== 'green') {
     throw new InvalidArgumentError(`expected blue or green, got ${value}`);
@@ -77,7 +111,21 @@ const targetOptions = (c: Command) =>
   c
     .option('--domains <list>', 'domains certificates may be issued for', domains, ['test'])
     .option('--dns-resolver <host:port>', 'DNS server the VA asks for dns-01 TXT records')
-    .option('--target <name>', 'where the CA runs: local', 'local');
+    .option(
+      '--target <name>',
+      'where the CA runs: local, kubernetes or openstack (default: $BLUEGREEN_TARGET, else local)',
+      targetName,
+      // Checked when used, so a bad $BLUEGREEN_TARGET fails as one line, not at start-up.
+      (process.env.BLUEGREEN_TARGET || 'local') as TargetName,
+    )
+    .option('--config <file>', 'deployment config of a cloud target (default: $BLUEGREEN_DEPLOYMENT_CONFIG, else deployment.yaml)');
+
+interface TargetOpts {
+  domains: string[];
+  dnsResolver?: string;
+  target: TargetName;
+  config?: string;
+}
 
 function localOnly(name: string): void {
   if (name !== 'local') {
@@ -90,7 +138,8 @@ targetOptions(
     .command('start')
     .description('demo on this machine: deploy, smoke-test and flip a color, then stay up until Ctrl-C')
     .option('--keys <store>', keysHelp, keyStoreKind),
-).action(async (opts: { domains: string[]; dnsResolver?: string; keys?: SharedKeyStore }) => {
+).action(async (opts: { domains: string[]; dnsResolver?: string; keys?: SharedKeyStore; target: string }) => {
+  localOnly(opts.target);
   const stateDir = resolve(program.opts().state);
   await step('shared state', () => ensureSharedState({ stateDir, keyStore: opts.keys }));
   const t = target(opts);
@@ -131,9 +180,11 @@ targetOptions(
     .description('build (or take) a release and start it in the idle color')
     .option('--color <color>', 'the color to deploy to (default: the idle one)', color)
     .option('--release <version>', 'a built release (default: build this checkout)'),
-).action(async (opts: { domains: string[]; target: string; color?: Color; release?: string }) => {
-  localOnly(opts.target);
-  const result = await deploy({ target: target(opts), color: opts.color, release: opts.release });
+).action(async (opts: TargetOpts & { color?: Color; release?: string }) => {
+  if (opts.target !== 'local' && !opts.release) {
+    throw new PipelineError(`deploying to ${opts.target} needs the release to run`, 'pass --release <version> (the image tag CI built)');
+  }
+  const result = await deploy({ target: await pipelineTarget(opts), color: opts.color, release: opts.release });
   process.stdout.write(JSON.stringify(result) + '\n');
 });
 
@@ -159,9 +210,8 @@ targetOptions(
     .description('send new traffic to a color that passed its smoke test')
     .option('--to <color>', 'the color to flip to (default: the other one)', color)
     .option('--smoke-window <seconds>', 'how old a passing smoke record may be', Number, 3600),
-).action(async (opts: { domains: string[]; target: string; to?: Color; smokeWindow: number }) => {
-  localOnly(opts.target);
-  const result = await flipColor({ target: target(opts), to: opts.to, smokeWindowSeconds: opts.smokeWindow });
+).action(async (opts: TargetOpts & { to?: Color; smokeWindow: number }) => {
+  const result = await flipColor({ target: await pipelineTarget(opts), to: opts.to, smokeWindowSeconds: opts.smokeWindow });
   process.stdout.write(JSON.stringify(result) + '\n');
 });
 
@@ -171,9 +221,8 @@ targetOptions(
     .description('stop a color that does not serve; refuses the active color')
     .option('--color <color>', 'the color to remove (default: the inactive one)', color)
     .option('--drain <seconds>', 'how long open connections may finish', Number, 5),
-).action(async (opts: { domains: string[]; target: string; color?: Color; drain: number }) => {
-  localOnly(opts.target);
-  const result = await teardown({ target: target(opts), color: opts.color, drainSeconds: opts.drain });
+).action(async (opts: TargetOpts & { color?: Color; drain: number }) => {
+  const result = await teardown({ target: await pipelineTarget(opts), color: opts.color, drainSeconds: opts.drain });
   process.stdout.write(JSON.stringify(result) + '\n');
 });
 
@@ -190,9 +239,8 @@ targetOptions(
     .command('status')
     .description('what runs where')
     .option('--json', 'print the status as JSON (the contract pipelines read)'),
-).action(async (opts: { domains: string[]; target: string; json?: boolean }) => {
-  localOnly(opts.target);
-  const s = await status({ target: target(opts) });
+).action(async (opts: TargetOpts & { json?: boolean }) => {
+  const s = await status({ target: await pipelineTarget(opts) });
   if (opts.json) {
     process.stdout.write(JSON.stringify(s, null, 2) + '\n');
     return;
@@ -207,6 +255,28 @@ targetOptions(
       `acme: ${s.public.acme}`, ...(s.operation ? [`operation: ${JSON.stringify(s.operation)}`] : [])].join('\n') + '\n',
   );
 });
+
+program
+  .command('synth')
+  .description('write the Terraform JSON of a cluster or cloud target to cdktf.out (offline)')
+  .option('--target <name>', 'kubernetes or openstack (default: the config\'s target, or $BLUEGREEN_TARGET)')
+  .option('--config <file>', 'deployment config (default: $BLUEGREEN_DEPLOYMENT_CONFIG, else deployment.yaml, else the example)')
+  .option('--out <dir>', 'where the JSON goes', join(repoRoot, 'cdktf.out'))
+  .action(async (opts: { target?: string; config?: string; out: string }) => {
+    // An unknown target is refused before any file is read or written.
+    const wanted = opts.target ?? (process.env.BLUEGREEN_TARGET || undefined);
+    const target = wanted === undefined ? undefined : parseTarget(wanted);
+    let file = configFileFrom(opts.config);
+    if (!file) {
+      file = exampleConfigFile;
+      process.stderr.write(`no deployment config given; synthesizing ${file}\n`);
+    }
+    const config = readDeploymentConfig(file, target ? { target } : {});
+    const outdir = resolve(opts.out);
+    const { synthesize } = await import('../stacks/app.js');
+    const stacks = synthesize({ config, outdir });
+    process.stdout.write(JSON.stringify({ target: config.target, outdir, stacks }) + '\n');
+  });
 
 program
   .command('build')
@@ -256,5 +326,6 @@ try {
   await program.parseAsync();
 } catch (err) {
   if (err instanceof PipelineError) failAndExit(err.message, err.todo);
+  if (err instanceof DeploymentConfigError) failAndExit(err.message, 'fix the deployment config (see stacks/deployment.example.yaml)');
   failAndExit((err as Error).message.split('\n')[0], 'see the logs under the state directory');
 }

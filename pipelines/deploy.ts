@@ -4,11 +4,10 @@ import { rememberRelease } from './local/state.js';
 import { PipelineError, runOperation } from './operation.js';
 import { step } from './progress.js';
 import { repoRoot } from './local/processes.js';
-import type { LocalTarget } from './targets/local.js';
-import { otherColor, type Color } from './targets/types.js';
+import { otherColor, type Color, type PipelineTarget } from './targets/types.js';
 
 export interface DeployOptions {
-  target: LocalTarget;
+  target: PipelineTarget;
   /** @default the idle color */
   color?: Color;
   /** A built release version; @default build one from this checkout */

@@ -2,11 +2,10 @@ import { request } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { PipelineError, runOperation } from './operation.js';
 import { step } from './progress.js';
-import type { LocalTarget } from './targets/local.js';
-import { otherColor, type Color } from './targets/types.js';
+import { otherColor, type Color, type PipelineTarget } from './targets/types.js';
 
 export interface FlipOptions {
-  target: LocalTarget;
+  target: PipelineTarget;
   /** @default the color that is not active */
   to?: Color;
   /** How old a passing smoke record may be. @default 3600 s */
@@ -70,7 +69,7 @@ export async function flipColor(o: FlipOptions): Promise<{ active: Color; previo
 }
 
 /** GETs the public directory through the load balancer; returns a problem or null. */
-async function publicCheck(target: LocalTarget): Promise<string | null> {
+async function publicCheck(target: PipelineTarget): Promise<string | null> {
   const ca = readFileSync(target.trustBundle(), 'utf8');
   const url = target.publicEndpoints().acme;
   for (let attempt = 0; attempt < 3; attempt++) {

@@ -1,6 +1,6 @@
 import { interruptedOperation, readState } from './local/state.js';
-import type { LocalTarget } from './targets/local.js';
-import { colors, type Color } from './targets/types.js';
+import { LocalTarget } from './targets/local.js';
+import { colors, type Color, type PipelineTarget } from './targets/types.js';
 
 /** `status --json`: a contract that pipelines and tests read (see DESIGN.md). */
 export interface StatusReport {
@@ -18,9 +18,9 @@ export interface StatusReport {
  * Reports what runs, trusting what the load balancer and the supervisors say over what the
  * state file remembers, so a run killed half-way is reported as it really left things.
  */
-export async function status(o: { target: LocalTarget }): Promise<StatusReport> {
+export async function status(o: { target: PipelineTarget }): Promise<StatusReport> {
   const state = readState(o.target.stateDir);
-  await o.target.sharedState();
+  if (o.target instanceof LocalTarget) await o.target.sharedState();
   const active = await o.target.activeColor();
   const pub = o.target.publicEndpoints();
 

@@ -1,10 +1,9 @@
 import { PipelineError, runOperation } from './operation.js';
 import { step } from './progress.js';
-import type { LocalTarget } from './targets/local.js';
-import { otherColor, type Color } from './targets/types.js';
+import { otherColor, type Color, type PipelineTarget } from './targets/types.js';
 
 export interface TeardownOptions {
-  target: LocalTarget;
+  target: PipelineTarget;
   /** @default the color that is not active */
   color?: Color;
   /** How long connections the old color still holds may finish. @default 5 s */

@@ -56,3 +56,12 @@ export interface Target {
   /** Where the VA looks for answers and which domains it allows. */
   validation(): { httpPort: number; tlsAlpnPort: number; allowedDomains: readonly string[] };
 }
+
+/** A target the pipeline verbs run against: they keep their records under `stateDir`. */
+export interface PipelineTarget extends Target {
+  readonly stateDir: string;
+  /** Where releases built on this machine go. */
+  readonly releasesDir: string;
+  /** Waits until `color` holds no open connection, at most `timeoutMs`; returns those left. */
+  drain(color: Color, timeoutMs: number): Promise<number>;
+}
