@@ -2,14 +2,19 @@ import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { stringify } from 'yaml';
 import { components, type Component } from '../pipelines/local/configs.js';
+import { migrationJobFile } from '../pipelines/release.js';
 
 /**
  * Cloud-init user data for one OpenStack instance: installs Node.js and one release of the CA,
  * writes one component's config and files, and runs that component as a systemd service. The
- * instance image needs only a stock Debian 12 with cloud-init.
+ * instance image needs only a stock Debian 12 with cloud-init. The OpenStack color stacks
+ * render every instance's user data here.
  */
 
-/** Where a release and its component's files live on an instance (same as in the image). */
+/**
+ * Where a release and its component's files live on an instance, and in the container image
+ * (images/Dockerfile); stacks/model.ts builds its layout from this one.
+ */
 export const instanceLayout = {
   app: '/opt/bluegreen-ca',
   config: '/etc/bluegreen-ca/config',
@@ -26,12 +31,22 @@ export const serviceUser = 'bluegreen-ca';
 /** Node.js version installed when the caller names none: the major the releases are built with. */
 export const defaultNodeVersion = 'v20.19.5';
 
+/** A component's writable directory on an instance (systemd's StateDirectory). */
+export function stateDirOf(component: Component): string {
+  return `${instanceLayout.state}/${component}`;
+}
+
 export interface UserDataFile {
   /** Absolute, or relative to /etc/bluegreen-ca/pki. */
   readonly path: string;
   readonly content: string;
   /** Readable by root and the service user only (mode 0640) instead of everyone (0644). @default false */
   readonly secret?: boolean;
+  /**
+   * Owned by the service user and readable by it alone (mode 0600), for a key its component
+   * refuses when its group may read it (the CT log key). @default false
+   */
+  readonly userOnly?: boolean;
 }
 
 export interface UserDataOptions {
@@ -57,8 +72,25 @@ export interface UserDataOptions {
    * @default defaultNodeVersion from nodejs.org, checked against its SHASUMS256.txt
    */
   readonly node?: { readonly version: string; readonly url?: string; readonly sha256?: string };
-  /** @default bluegreen-ca-<component> */
+  /**
+   * Debian packages to install as well: for the ca, the one that provides the HSM's PKCS#11
+   * module (the image's PKCS11_PACKAGES build argument). @default none
+   */
+  readonly packages?: readonly string[];
+  /** @default the instance's name, which cloud-init reads from the metadata */
   readonly hostname?: string;
+  /**
+   * Applies the release's migrations (components/migrate.mjs with the SA's config) before
+   * every start of the service; only the sa's config names the database. @default false
+   */
+  readonly migrate?: boolean;
+  /**
+   * Returns the base64 of a file's text. When given, every file is written base64-encoded
+   * (cloud-init `encoding: b64`): a caller whose texts hold values known only later, such as
+   * Terraform references, encodes them there (Terraform's base64encode), so that no PEM or
+   * JSON is ever substituted raw into the YAML. @default files are plain YAML strings
+   */
+  readonly base64?: (text: string) => string;
 }
 
 /** Raised for options that cannot make valid user data; the message names the field. */
@@ -76,12 +108,13 @@ export function renderUserData(o: UserDataOptions): string {
   check(o);
   const node = nodeDownload(o.node);
   const configText = typeof o.config === 'string' ? o.config : JSON.stringify(o.config, null, 2) + '\n';
-  const owned = (path: string, content: string, secret: boolean) => ({
+  const content = (text: string) => (o.base64 ? { encoding: 'b64', content: o.base64(text) } : { content: text });
+  const owned = (path: string, text: string, access: 'everyone' | 'group' | 'user') => ({
     path,
-    content,
-    owner: `root:${serviceUser}`,
-    permissions: secret ? '0640' : '0644',
-    // Deferred to the final stage, after the users module has created the group.
+    ...content(text),
+    owner: access === 'user' ? `${serviceUser}:${serviceUser}` : `root:${serviceUser}`,
+    permissions: { everyone: '0644', group: '0640', user: '0600' }[access],
+    // Deferred to the final stage, after the users module has created the user.
     defer: true,
   });
 
@@ -89,25 +122,27 @@ export function renderUserData(o: UserDataOptions): string {
     {
       path: instanceLayout.installer,
       permissions: '0755',
-      content: installScript(o, node),
+      ...content(installScript(o, node)),
     },
-    { path: instanceLayout.checker, permissions: '0644', content: checkReleaseScript },
-    owned(`${instanceLayout.config}/${o.component}.json`, configText, true),
-    ...(o.files ?? []).map((f) => owned(posix.resolve(instanceLayout.pki, f.path), f.content, f.secret ?? false)),
+    { path: instanceLayout.checker, permissions: '0644', ...content(checkReleaseScript) },
+    owned(`${instanceLayout.config}/${o.component}.json`, configText, 'group'),
+    ...(o.files ?? []).map((f) =>
+      owned(posix.resolve(instanceLayout.pki, f.path), f.content, f.userOnly ? 'user' : f.secret ? 'group' : 'everyone'),
+    ),
     {
       path: `/etc/bluegreen-ca/${o.component}.env`,
       permissions: '0600',
-      content: environmentFile(o.environment ?? {}),
+      ...content(environmentFile(o.environment ?? {})),
     },
     {
       path: `/etc/systemd/system/${serviceName(o.component)}`,
       permissions: '0644',
-      content: unit(o),
+      ...content(unit(o)),
     },
   ];
 
   const doc = {
-    hostname: o.hostname ?? `bluegreen-ca-${o.component}`,
+    ...(o.hostname ? { hostname: o.hostname } : {}),
     users: [
       'default',
       {
@@ -120,7 +155,7 @@ export function renderUserData(o: UserDataOptions): string {
       },
     ],
     package_update: true,
-    packages: ['ca-certificates', 'curl', 'xz-utils'],
+    packages: ['ca-certificates', 'curl', 'xz-utils', ...(o.packages ?? [])],
     write_files: writeFiles,
     runcmd: [
       [instanceLayout.installer],
@@ -154,6 +189,14 @@ function check(o: UserDataOptions): void {
       throw new UserDataError(`environment: expected variable names of letters, digits and _, got ${JSON.stringify(name)}`);
     }
   }
+  if (o.migrate && o.component !== 'sa') {
+    throw new UserDataError(`migrate: only the sa's config names the database, got component ${o.component}`);
+  }
+  for (const name of o.packages ?? []) {
+    if (!/^[a-z0-9][a-z0-9+.-]+$/.test(name)) {
+      throw new UserDataError(`packages: expected Debian package names, got ${JSON.stringify(name)}`);
+    }
+  }
   for (const f of o.files ?? []) {
     const path = posix.resolve(instanceLayout.pki, f.path);
     if (!path.startsWith('/etc/bluegreen-ca/')) {
@@ -176,8 +219,16 @@ function environmentFile(env: Readonly<Record<string, string>>): string {
   return ['# Environment of the component; root only (it may hold the HSM PIN).', ...lines].join('\n') + '\n';
 }
 
+/** The migration job's command line: the SA config names the database, so no URL is on it. */
+export function migrationCommandLine(): string {
+  const job = posix.join(instanceLayout.app, migrationJobFile);
+  return `${instanceLayout.node}/bin/node --enable-source-maps ${job} --config ${instanceLayout.config}/sa.json`;
+}
+
 function unit(o: UserDataOptions): string {
   const entry = `${instanceLayout.app}/components/${o.component}.mjs`;
+  // Expand-only migrations may take a while; the migration Job in a cluster gets 10 minutes too.
+  const migrate = o.migrate ? `ExecStartPre=${migrationCommandLine()}\nTimeoutStartSec=10min\n` : '';
   return `[Unit]
 Description=bluegreen-ca ${o.component} (release ${o.release})
 Wants=network-online.target
@@ -190,13 +241,13 @@ Group=${serviceUser}
 WorkingDirectory=${instanceLayout.app}
 Environment=NODE_ENV=production
 EnvironmentFile=/etc/bluegreen-ca/${o.component}.env
-ExecStart=${instanceLayout.node}/bin/node --enable-source-maps ${entry} --config ${instanceLayout.config}/${o.component}.json
+${migrate}ExecStart=${instanceLayout.node}/bin/node --enable-source-maps ${entry} --config ${instanceLayout.config}/${o.component}.json
 # SIGUSR2 starts the drain before a teardown: public servers close keep-alive connections.
 ExecReload=/bin/kill -USR2 $MAINPID
 Restart=on-failure
 RestartSec=2
 TimeoutStopSec=15
-StateDirectory=bluegreen-ca/${o.component}
+StateDirectory=${posix.relative('/var/lib', stateDirOf(o.component))}
 NoNewPrivileges=yes
 ProtectSystem=strict
 ProtectHome=yes

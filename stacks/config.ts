@@ -28,11 +28,24 @@ const quantity = z.string().regex(/^\d+(\.\d+)?(m|Ki|Mi|Gi)?$/, 'expected a Kube
 
 const cidr = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'expected an IPv4 CIDR such as 10.42.0.0/24');
 
+/** Where `release.url` takes the release version. */
+export const versionPlaceholder = '{version}';
+
 const release = z.strictObject({
-  /** Container image repository; OpenStack images are named `<imagePrefix><version>`. */
+  /** Container image repository (Kubernetes); the tag is the version with `+` written `_`. */
   image: z.string().regex(/^[a-z0-9][a-z0-9./_:-]*[a-z0-9]$/, 'expected an image repository such as registry.example.com/bluegreen-ca'),
   /** The release version, the image tag: package version and commit. */
   version: z.string().regex(/^[0-9A-Za-z][0-9A-Za-z.+_-]*$/, 'expected a release version such as 0.1.0+abc1234'),
+  /**
+   * Where OpenStack instances download the release tarball, `{version}` standing for the
+   * version: the GitLab generic package the pipeline's build:package job uploads,
+   * `<api>/projects/<id>/packages/generic/bluegreen-ca/{version}/release.tar.gz`. Required for
+   * openstack. @default none
+   */
+  url: z
+    .string()
+    .regex(/^https:\/\/\S*\{version\}\S*$/, `expected an https URL with ${versionPlaceholder} where the release version goes`)
+    .optional(),
 });
 
 const sizes = z
@@ -53,6 +66,11 @@ const hsm = z.strictObject({
   /** Where the network HSM answers; the CA's egress is opened to this and nothing else. */
   cidr,
   port: z.number().int().min(1).max(65535),
+  /**
+   * OpenStack: Debian packages the CA's instances install to get `module` (images take the
+   * PKCS11_PACKAGES build argument instead). @default none
+   */
+  packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, 'expected a Debian package name')).default([]),
 });
 
 const database = z
@@ -86,11 +104,15 @@ const openstack = z.strictObject({
   /** Designate zone holding `domain`; records acme, crl and ocsp-<issuer> go into it. */
   dnsZoneId: z.string().min(1),
   flavor: z.string().min(1),
+  /**
+   * Glance image every component instance boots: a stock Debian 12 with cloud-init. The user
+   * data installs Node.js and the release (`release.url`) on it.
+   */
+  image: z.string().min(1),
   databaseFlavor: z.string().min(1),
-  databaseImage: z.string().min(1),
+  /** Glance image of the PostgreSQL instance, a Debian 12 as well. @default image */
+  databaseImage: z.string().min(1).optional(),
   databaseVolumeGb: z.number().int().min(1).max(16_384).default(20),
-  /** Glance image name of a release: this prefix and the version. */
-  imagePrefix: z.string().min(1).default('bluegreen-ca-'),
   keyPair: z.string().min(1).optional(),
 });
 
@@ -144,6 +166,9 @@ export const deploymentConfigSchema = z
     }
     if (!c[c.target]) {
       ctx.addIssue({ code: 'custom', path: [c.target], message: `required when the target is ${c.target}` });
+    }
+    if (c.target === 'openstack' && !c.release.url) {
+      ctx.addIssue({ code: 'custom', path: ['release', 'url'], message: 'required when the target is openstack: the instances download the release from it' });
     }
   });
 

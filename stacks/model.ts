@@ -1,8 +1,11 @@
+import { basename } from 'node:path';
 import { serverNameOf } from '../components/lib/pki.js';
+import { instanceLayout, stateDirOf } from '../images/cloud-init.js';
 import { defaultPorts } from '../pipelines/local/ports.js';
 import { components, type Component } from '../pipelines/local/configs.js';
 import { colors, type Color } from '../pipelines/local/state.js';
-import type { DeploymentConfig } from './config.js';
+import { migrationJobFile } from '../pipelines/release.js';
+import { DeploymentConfigError, versionPlaceholder, type DeploymentConfig } from './config.js';
 
 /**
  * What both cloud targets deploy, independent of how: the components, the ports they listen
@@ -60,24 +63,47 @@ export const publicEntries = {
 } as const satisfies Record<string, { component: Component; port: number; publicPort: number }>;
 
 /**
- * Where a release keeps its files inside the image (container) or on the instance.
- * Limitation: assumed until images/ provides it. See docs/limitations.md#cloud-images.
+ * Where a release keeps its files inside the image (container) or on the instance: the
+ * images' own layout. The CT log's entry file lives in its component's writable directory
+ * (a volume in a cluster, systemd's StateDirectory on an instance).
  */
 export const layout = {
-  app: '/opt/bluegreen-ca',
-  config: '/etc/bluegreen-ca/config',
-  pki: '/etc/bluegreen-ca/pki',
-  ctLogData: '/var/lib/bluegreen-ca/ct-log',
+  app: instanceLayout.app,
+  config: instanceLayout.config,
+  pki: instanceLayout.pki,
+  ctLogData: stateDirOf('ct-log'),
 } as const;
 
-/** The command that runs one component of a release. */
-export function componentCommand(c: Component): string[] {
-  return ['node', `${layout.app}/components/${c}.mjs`, '--config', `${layout.config}/${c}.json`];
+/** A component's config file inside the image or on the instance. */
+export function configFileOf(c: Component): string {
+  return `${layout.config}/${c}.json`;
 }
 
-/** The command that applies a release's migrations (expand-only) to the shared database. */
-export function migrationCommand(): string[] {
-  return ['node', `${layout.app}/components/sa-migrate.mjs`, '--db'];
+/**
+ * Container arguments that run one component: images/entrypoint.sh (the image's entrypoint)
+ * takes the component's name first and hands the rest to it.
+ */
+export function componentArgs(c: Component): string[] {
+  return [c, '--config', configFileOf(c)];
+}
+
+/**
+ * Container arguments of the migration job (components/migrate.mjs of the release): it reads
+ * the database URL from the SA's config, so the password is never on a command line.
+ */
+export function migrationArgs(): string[] {
+  return [basename(migrationJobFile, '.mjs'), '--config', configFileOf('sa')];
+}
+
+/** The image tag of a release: its version, `+` written `_` (as .gitlab-ci.yml tags it). */
+export function imageTag(version: string): string {
+  return version.replace(/\+/g, '_');
+}
+
+/** The release tarball's URL: `release.url` with the version in place of `{version}`. */
+export function releaseUrlOf(config: DeploymentConfig): string {
+  if (!config.release.url) throw new DeploymentConfigError('release.url: required when the target is openstack');
+  return config.release.url.split(versionPlaceholder).join(config.release.version);
 }
 
 /** Environment variable that carries the HSM PIN into the CA; the PIN is never in a file. */

@@ -10,13 +10,14 @@ import { TerraformOutput, TerraformStack, type TerraformRemoteState } from 'cdkt
 import type { Construct } from 'constructs';
 import type { DeploymentConfig, KubernetesSettings } from '../config.js';
 import {
-  componentCommand,
+  componentArgs,
   componentConfigText,
   components,
   edges,
   hsmPinEnv,
+  imageTag,
   layout,
-  migrationCommand,
+  migrationArgs,
   outputId,
   pkiFilesOf,
   ports,
@@ -40,12 +41,23 @@ export interface KubernetesColorStackProps {
 /** Configs holding a secret (database URL, EAB keys) go into a Secret, the others into a ConfigMap. */
 const secretConfigs: ReadonlySet<Component> = new Set(['sa', 'wfe']);
 
+/** The image's service user and group (images/Dockerfile `USER 10001:10001`). */
 const nonRootUser = '10001';
+
+/**
+ * Keys a component refuses when its group may read them (the CT log key, mode 0600). Secret
+ * volumes give files to root and the pod's fsGroup, so an init container copies these into a
+ * memory volume as the service user.
+ */
+const ownerOnlyFiles: ReadonlySet<string> = new Set(['ct-log.key']);
+const pkiSecretMount = `${layout.pki}-secret`;
 
 /**
  * One color: a Deployment, Service, PodDisruptionBudget and NetworkPolicy per component, the
  * component configs, preview Services for the smoke tests, and the release's migration Job.
- * Destroying it removes only these; shared state lives in the state stack.
+ * Every container runs the release image of images/Dockerfile, whose entrypoint takes the
+ * component (or `migrate`) as its first argument. Destroying it removes only these; shared
+ * state lives in the state stack.
  */
 export class KubernetesColorStack extends TerraformStack {
   constructor(scope: Construct, id: string, props: KubernetesColorStackProps) {
@@ -56,7 +68,7 @@ export class KubernetesColorStack extends TerraformStack {
     const state = props.readState(this);
     const ns = state.getString('namespace');
     const release = config.release.version;
-    const image = `${config.release.image}:${release.replace(/\+/g, '_')}`;
+    const image = `${config.release.image}:${imageTag(release)}`;
     const labels = (c: Component | 'migrate') => ({ ...podLabels(c, color), release: labelValue(release) });
     const annotations = props.deploymentId ? { 'bluegreen-ca/deployment-id': props.deploymentId } : undefined;
 
@@ -81,13 +93,16 @@ export class KubernetesColorStack extends TerraformStack {
       data: Object.fromEntries([...secretConfigs].map((c) => [`${c}.json`, texts[c]])),
     });
 
+    // The root file system is read-only: components write only to /tmp and the CT log to its volume.
     const securityContext = {
       runAsNonRoot: true,
       runAsUser: nonRootUser,
+      runAsGroup: nonRootUser,
       readOnlyRootFilesystem: true,
       allowPrivilegeEscalation: false,
       capabilities: { drop: ['ALL'] },
     };
+    const podSecurityContext = { runAsNonRoot: true, runAsUser: nonRootUser, runAsGroup: nonRootUser, fsGroup: nonRootUser, seccompProfile: { type: 'RuntimeDefault' } };
     const resources = {
       requests: { cpu: config.sizes.cpuRequest, memory: config.sizes.memoryRequest },
       limits: { cpu: config.sizes.cpuLimit, memory: config.sizes.memoryLimit },
@@ -102,15 +117,24 @@ export class KubernetesColorStack extends TerraformStack {
           spec: {
             restartPolicy: 'Never',
             automountServiceAccountToken: false,
+            securityContext: podSecurityContext,
             container: [
               {
                 name: 'migrate',
                 image,
-                command: [...migrationCommand(), `$(DATABASE_URL)`],
-                env: [{ name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: state.getString('database_secret'), key: 'url' } } }],
+                // The SA's config names the database: its URL stays out of the pod spec.
+                args: migrationArgs(),
                 securityContext,
                 resources,
+                volumeMount: [
+                  { name: 'config', mountPath: layout.config, readOnly: true },
+                  { name: 'tmp', mountPath: '/tmp' },
+                ],
               },
+            ],
+            volume: [
+              { name: 'config', secret: { secretName: configSecret.metadata.name, items: [{ key: 'sa.json', path: 'sa.json' }] } },
+              { name: 'tmp', emptyDir: {} },
             ],
           },
         },
@@ -123,12 +147,33 @@ export class KubernetesColorStack extends TerraformStack {
       const configVolume = secretConfigs.has(c)
         ? { name: 'config', secret: { secretName: configSecret.metadata.name, items: [{ key: `${c}.json`, path: `${c}.json` }] } }
         : { name: 'config', configMap: { name: configMap.metadata.name, items: [{ key: `${c}.json`, path: `${c}.json` }] } };
+      const pkiFiles = pkiFilesOf(c, config);
+      const copyPki = pkiFiles.some((f) => ownerOnlyFiles.has(f));
+      const pkiSecret = { secretName: state.getString('pki_secret'), defaultMode: '0440', items: pkiFiles.map((f) => ({ key: f, path: f })) };
       const volumes = [
         configVolume,
-        { name: 'pki', secret: { secretName: state.getString('pki_secret'), defaultMode: '0440', items: pkiFilesOf(c, config).map((f) => ({ key: f, path: f })) } },
+        ...(copyPki
+          ? [{ name: 'pki-secret', secret: pkiSecret }, { name: 'pki', emptyDir: { medium: 'Memory' } }]
+          : [{ name: 'pki', secret: pkiSecret }]),
         { name: 'tmp', emptyDir: {} },
         ...(c === 'ct-log' ? [{ name: 'ct-log-data', persistentVolumeClaim: { claimName: state.getString('ct_log_claim') } }] : []),
       ];
+      const initContainers = copyPki
+        ? [
+            {
+              name: 'owner-only-keys',
+              image,
+              // Every file of the pki volume, the owner-only keys with mode 0600.
+              command: ['sh', '-c', pkiFiles.map((f) => `install -m ${ownerOnlyFiles.has(f) ? '0600' : '0440'} ${pkiSecretMount}/${f} ${layout.pki}/${f}`).join(' && ')],
+              securityContext,
+              resources,
+              volumeMount: [
+                { name: 'pki-secret', mountPath: pkiSecretMount, readOnly: true },
+                { name: 'pki', mountPath: layout.pki },
+              ],
+            },
+          ]
+        : [];
       const mounts = [
         { name: 'config', mountPath: layout.config, readOnly: true },
         { name: 'pki', mountPath: layout.pki, readOnly: true },
@@ -144,15 +189,16 @@ export class KubernetesColorStack extends TerraformStack {
 
       const podSpec: DeploymentV1SpecTemplateSpec = {
         automountServiceAccountToken: false,
-        securityContext: { runAsNonRoot: true, runAsUser: nonRootUser, fsGroup: nonRootUser, seccompProfile: { type: 'RuntimeDefault' } },
+        securityContext: podSecurityContext,
         topologySpreadConstraint: [
           { maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: [{ matchLabels: podLabels(c, color) }] },
         ],
+        ...(initContainers.length ? { initContainer: initContainers } : {}),
         container: [
           {
             name: c,
             image,
-            command: componentCommand(c),
+            args: componentArgs(c),
             port: [
               { name: 'serve', containerPort: servingPort[c] },
               { name: 'admin', containerPort: ports.admin[c] },

@@ -1,11 +1,12 @@
 import { Fn, TerraformOutput, TerraformStack, Token, type TerraformRemoteState } from 'cdktf';
 import type { Construct } from 'constructs';
+import { renderUserData } from '../../images/cloud-init.js';
 import type { DeploymentConfig, OpenStackSettings } from '../config.js';
-import { componentConfigText, components, hsmPinEnv, outputId, layout, pkiFilesOf, ports, publicEntries, servingPort, type Color, type Component } from '../model.js';
+import { componentConfigText, components, hsmPinEnv, outputId, pkiFilesOf, ports, publicEntries, releaseUrlOf, servingPort, type Color, type Component } from '../model.js';
+import { terraformBase64 } from './base64.js';
 import { OpenStackProvider } from './provider.js';
 import { ComputeInstanceV2, ComputeServergroupV2, DnsRecordsetV2, LbMemberV2 } from './resources.js';
 import { entries, openstackOutputs, previewPorts } from './state-stack.js';
-import { cloudInitUserData, type UserDataFile } from './user-data.js';
 
 export interface OpenStackColorStackProps {
   readonly config: DeploymentConfig;
@@ -22,9 +23,10 @@ export function instancesOf(c: Component, config: DeploymentConfig): number {
 }
 
 /**
- * One color: per component a server group with anti-affinity and instances of the release's
- * image, started by cloud-init; the public components join their color's pools; each
- * component's instances are found by a DNS name of this color.
+ * One color: per component a server group with anti-affinity and instances of the stock
+ * image, on which cloud-init (images/cloud-init.ts) installs the release and starts the
+ * component; the public components join their color's pools; each component's instances are
+ * found by a DNS name of this color.
  */
 export class OpenStackColorStack extends TerraformStack {
   constructor(scope: Construct, id: string, props: OpenStackColorStackProps) {
@@ -36,28 +38,28 @@ export class OpenStackColorStack extends TerraformStack {
     const release = config.release.version;
     const hostOf = (c: Component) => `${c}-${color}.${config.domain}`;
     const pki = (file: string) => Token.asString(Fn.lookup(state.get('pki_files'), file));
+    const releaseUrl = releaseUrlOf(config);
 
     for (const c of components) {
       const group = new ComputeServergroupV2(this, `${c}-group`, { name: `bluegreen-ca-${color}-${c}`, policy: 'anti-affinity' });
-      const files: UserDataFile[] = [
-        {
-          path: `${layout.config}/${c}.json`,
-          content: componentConfigText(c, { config, hostOf, databaseUrl: state.getString('database_url'), eabKeysJson: state.getString('eab_keys') }),
-        },
-        ...pkiFilesOf(c, config).map((f) => ({ path: `${layout.pki}/${f}`, content: pki(f) })),
-        ...(c === 'ca' ? [{ path: '/etc/bluegreen-ca/ca.env', mode: '0600', content: `${hsmPinEnv}=${state.getString('hsm_pin')}\n` }] : []),
-      ];
-      const userData = cloudInitUserData({
-        unit: `bluegreen-ca@${c}`,
-        files,
+      const userData = renderUserData({
+        component: c,
+        release,
+        releaseUrl,
+        config: componentConfigText(c, { config, hostOf, databaseUrl: state.getString('database_url'), eabKeysJson: state.getString('eab_keys') }),
+        // The CT log refuses a key its group may read; other keys are the service group's.
+        files: pkiFilesOf(c, config).map((f) => ({ path: f, content: pki(f), secret: f.endsWith('.key'), userOnly: f === 'ct-log.key' })),
+        environment: c === 'ca' ? { [hsmPinEnv]: state.getString('hsm_pin') } : undefined,
+        packages: c === 'ca' ? config.hsm.packages : [],
         // The SA applies the release's expand-only migrations before it serves.
-        before: c === 'sa' ? [['bluegreen-ca-migrate', `${layout.config}/sa.json`]] : [],
+        migrate: c === 'sa',
+        base64: terraformBase64,
       });
 
       const instances = Array.from({ length: instancesOf(c, config) }, (_, i) =>
         new ComputeInstanceV2(this, `${c}-${i}`, {
           name: `bluegreen-ca-${color}-${c}-${i}`,
-          imageName: `${settings.imagePrefix}${release}`,
+          imageName: settings.image,
           flavorName: settings.flavor,
           networkId: state.getString('network_id'),
           securityGroups: [state.getString(openstackOutputs.securityGroup(c))],

@@ -21,7 +21,8 @@ import {
   NetworkingSecgroupV2,
   NetworkingSubnetV2,
 } from './resources.js';
-import { cloudInitUserData } from './user-data.js';
+import { renderDatabaseUserData } from '../../images/database-init.js';
+import { terraformBase64 } from './base64.js';
 
 export type Entry = keyof typeof publicEntries;
 export const entries = Object.keys(publicEntries) as Entry[];
@@ -164,6 +165,13 @@ export class OpenStackStateStack extends TerraformStack {
       rule(`in-${c}-health-from-lb`, { securityGroupId: groups[c].id, direction: 'ingress', port: ports.admin[c], remoteIpPrefix: settings.cidr, description: 'load balancer health monitor' });
     }
     for (const c of components) {
+      // cloud-init installs Debian packages, Node.js and the release at first boot; the VA's
+      // validation rules below already open these ports.
+      if (c !== 'va') {
+        for (const port of [80, 443]) {
+          rule(`out-${c}-install-${port}`, { securityGroupId: groups[c].id, direction: 'egress', port, remoteIpPrefix: anywhere, description: 'cloud-init: packages, Node.js, release' });
+        }
+      }
       rule(`out-${c}-dns-udp`, { securityGroupId: groups[c].id, direction: 'egress', protocol: 'udp', port: 53, remoteIpPrefix: anywhere, description: 'DNS' });
       rule(`out-${c}-dns-tcp`, { securityGroupId: groups[c].id, direction: 'egress', port: 53, remoteIpPrefix: anywhere, description: 'DNS' });
       rule(`out-${c}-metadata`, { securityGroupId: groups[c].id, direction: 'egress', port: 80, remoteIpPrefix: metadataService, description: 'cloud-init metadata' });
@@ -171,6 +179,11 @@ export class OpenStackStateStack extends TerraformStack {
     const db = config.database.port;
     rule('out-sa-to-database', { securityGroupId: groups.sa.id, direction: 'egress', port: db, remoteGroupId: databaseGroup.id, description: 'sa to PostgreSQL' });
     rule('in-database-from-sa', { securityGroupId: databaseGroup.id, direction: 'ingress', port: db, remoteGroupId: groups.sa.id, description: 'sa to PostgreSQL' });
+    for (const port of [80, 443]) {
+      rule(`out-database-install-${port}`, { securityGroupId: databaseGroup.id, direction: 'egress', port, remoteIpPrefix: anywhere, description: 'cloud-init: PostgreSQL packages' });
+    }
+    rule('out-database-dns-udp', { securityGroupId: databaseGroup.id, direction: 'egress', protocol: 'udp', port: 53, remoteIpPrefix: anywhere, description: 'DNS' });
+    rule('out-database-dns-tcp', { securityGroupId: databaseGroup.id, direction: 'egress', port: 53, remoteIpPrefix: anywhere, description: 'DNS' });
     rule('out-database-metadata', { securityGroupId: databaseGroup.id, direction: 'egress', port: 80, remoteIpPrefix: metadataService, description: 'cloud-init metadata' });
     rule('out-ca-to-hsm', { securityGroupId: groups.ca.id, direction: 'egress', port: config.hsm.port, remoteIpPrefix: config.hsm.cidr, description: 'ca to HSM' });
     for (const port of [80, 443]) {
@@ -184,14 +197,19 @@ export class OpenStackStateStack extends TerraformStack {
     const d = config.database;
     const instance = new ComputeInstanceV2(this, 'database', {
       name: 'bluegreen-ca-database',
-      imageName: settings.databaseImage,
+      imageName: settings.databaseImage ?? settings.image,
       flavorName: settings.databaseFlavor,
       networkId: network.id,
       securityGroups: [group.name],
       keyPair: settings.keyPair,
-      userData: cloudInitUserData({
-        unit: 'bluegreen-ca-database',
-        files: [{ path: '/etc/bluegreen-ca/database.env', mode: '0600', content: `DB_NAME=${d.name}\nDB_USER=${d.user}\nDB_PORT=${d.port}\nDB_PASSWORD=${password.stringValue}\nDB_DEVICE=/dev/vdb\n` }],
+      userData: renderDatabaseUserData({
+        name: d.name,
+        user: d.user,
+        port: d.port,
+        password: password.stringValue,
+        clientCidr: settings.cidr,
+        device: '/dev/vdb',
+        base64: terraformBase64,
       }),
     });
     new ComputeVolumeAttachV2(this, 'database-attach', { instanceId: instance.id, volumeId: volume.id });

@@ -96,6 +96,46 @@ t.test('writes the config and secrets readable by the service user only, after t
   t.match(env.content, /^BLUEGREEN_HSM_PIN="pin with \\"quotes\\" and \\\\ backslash"$/m);
 });
 
+t.test('runs the release\'s migrations with the SA config before the sa starts, and only when asked', async (t) => {
+  const unitOf = (o: UserDataOptions) => fileOf(renderUserData(o), `/etc/systemd/system/${serviceName(o.component)}`)!.content;
+  const sa = unitOf({ ...base, component: 'sa', migrate: true });
+  t.match(sa, /^ExecStartPre=\/opt\/node\/bin\/node --enable-source-maps \/opt\/bluegreen-ca\/components\/migrate\.mjs --config \/etc\/bluegreen-ca\/config\/sa\.json$/m);
+  t.ok(sa.indexOf('ExecStartPre=') < sa.indexOf('ExecStart='), 'before the service');
+  t.notMatch(unitOf({ ...base, component: 'sa' }), /ExecStartPre/);
+});
+
+t.test('writes every file base64-encoded when the caller encodes, with the same content', async (t) => {
+  const encoded: string[] = [];
+  const base64 = (text: string) => {
+    encoded.push(text);
+    return Buffer.from(text).toString('base64');
+  };
+  const plain = docOf(renderUserData(base)).write_files;
+  const b64 = docOf(renderUserData({ ...base, base64 })).write_files as (WriteFile & { encoding?: string })[];
+  t.equal(b64.length, plain.length);
+  b64.forEach((f, i) => {
+    t.equal(f.encoding, 'b64', f.path);
+    t.equal(Buffer.from(f.content, 'base64').toString(), plain[i].content, f.path);
+    t.same({ ...f, content: '', encoding: undefined }, { ...plain[i], content: '', encoding: undefined }, `${f.path}: same path, owner and mode`);
+  });
+  t.equal(encoded.length, plain.length, 'every file went through the encoder');
+});
+
+t.test('installs the extra packages the HSM module comes in', async (t) => {
+  const doc = parse(renderUserData({ ...base, packages: ['softhsm2'] })) as { packages: string[] };
+  t.same(doc.packages, ['ca-certificates', 'curl', 'xz-utils', 'softhsm2']);
+});
+
+t.test('gives a user-only file to the service user with mode 0600', async (t) => {
+  const text = renderUserData({ ...base, component: 'ct-log', files: [{ path: 'ct-log.key', content: 'k', userOnly: true }] });
+  t.match(fileOf(text, '/etc/bluegreen-ca/pki/ct-log.key'), { owner: 'bluegreen-ca:bluegreen-ca', permissions: '0600', defer: true });
+});
+
+t.test('leaves the host name to the instance\'s metadata unless one is named', async (t) => {
+  t.notOk('hostname' in (parse(renderUserData(base)) as object));
+  t.match(parse(renderUserData({ ...base, hostname: 'ca-1' })), { hostname: 'ca-1' });
+});
+
 t.test('installs the named release, checked against its hash, with a script bash accepts', async (t) => {
   const script = fileOf(renderUserData(base), '/usr/local/sbin/bluegreen-ca-install')!;
   t.equal(script.permissions, '0755');
@@ -116,6 +156,8 @@ t.test('rejects options that cannot make a working instance', async (t) => {
     ['a release name with a quote', { release: "0.1.0'x" }, /^release: expected a release version/],
     ['a file outside /etc/bluegreen-ca', { files: [{ path: '/etc/passwd', content: '' }] }, /^files: expected paths under/],
     ['a bad environment name', { environment: { 'A-B': '1' } }, /^environment: expected variable names/],
+    ['migrations for a component other than the sa', { migrate: true }, /^migrate: only the sa's config names the database, got component ca$/],
+    ['a package name a shell would split', { packages: ['hsm-client; rm -rf /'] }, /^packages: expected Debian package names/],
   ];
   for (const [name, change, message] of cases) {
     t.throws(() => renderUserData({ ...base, ...change }), { name: 'UserDataError', message }, name);

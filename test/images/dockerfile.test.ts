@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { repoRoot } from '../../pipelines/local/processes.js';
 import { buildRelease } from '../../pipelines/release.js';
+import { layout, migrationArgs } from '../../stacks/model.js';
 
 // images/Dockerfile, read the way the builder reads it (no engine runs here), and the two
 // scripts it puts in the image, run against a real release.
@@ -148,6 +149,19 @@ t.test('the scripts the image runs, against a built release', async (t) => {
     const unknown = await sh({}, 'nope');
     t.equal(unknown.code, 64);
     t.match(unknown.stderr, /no component nope/);
+  });
+
+  t.test('the entrypoint runs the migration job with the arguments the Kubernetes Job gives it', async (t) => {
+    // The Job's arguments, with the SA config it mounts replaced by one naming a SQLite file.
+    const file = join(dir, 'sa.json');
+    const url = `sqlite:${join(dir, 'migrated.sqlite')}`;
+    writeFileSync(file, JSON.stringify({ adminListen: '0.0.0.0:8015', listen: '0.0.0.0:9095', tls: { certFile: 'a', keyFile: 'b', caFile: 'c' }, db: { url } }));
+    const args = migrationArgs().map((a) => (a === `${layout.config}/sa.json` ? file : a));
+    t.equal(args[0], 'migrate');
+    const r = await sh({}, ...args);
+    t.equal(r.code, 0, r.stderr);
+    const again = await run('sh', [entrypoint, ...args], { env: { ...process.env, BLUEGREEN_APP: built.dir } });
+    t.match(again.stderr, `migrate: ${url} is up to date`, 'the first run applied every migration');
   });
 
   t.test('the release check accepts the release and loads its addons', async (t) => {

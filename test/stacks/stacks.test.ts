@@ -136,15 +136,27 @@ t.test('openstack state: network, edges-only security groups, database, load bal
   t.same(between, edges.map((e) => `${e.from}>${e.to}:${e.port}`).sort(), 'ingress between groups is the edge list');
 });
 
-t.test('an openstack color: server groups with anti-affinity, instances of the release image, pool members', async (t) => {
+t.test('an openstack color: server groups with anti-affinity, instances of the stock image, pool members', async (t) => {
   const b = synthesized.openstack.blue.blue;
   t.ok(Testing.toHaveResourceWithProperties(b, 'openstack_compute_servergroup_v2', { policies: ['anti-affinity'] }));
-  t.ok(Testing.toHaveResourceWithProperties(b, 'openstack_compute_instance_v2', { image_name: 'bluegreen-ca-0.1.0+abc1234', metadata: { component: 'wfe', color: 'blue' } }));
+  t.ok(Testing.toHaveResourceWithProperties(b, 'openstack_compute_instance_v2', { image_name: 'debian-12', metadata: { component: 'wfe', color: 'blue', release: '0.1.0+abc1234' } }));
   t.ok(Testing.toHaveResourceWithProperties(b, 'openstack_lb_member_v2', { protocol_port: 14000, monitor_port: 8010 }));
   const json = parse(b);
   const userData = String((json.resource?.openstack_compute_instance_v2['wfe-0'] as { user_data: string }).user_data);
   t.match(userData, /^#cloud-config\n/);
-  t.match(userData, /bluegreen-ca@wfe/);
+  t.match(userData, /bluegreen-ca-wfe\.service/, "the unit images/cloud-init.ts writes");
+});
+
+t.test('openstack instances may fetch packages, Node.js and the release, and nothing else new', async (t) => {
+  const rules = parse(synthesized.openstack.blue.state).resource?.openstack_networking_secgroup_rule_v2 ?? {};
+  for (const c of [...components.filter((x) => x !== 'va'), 'database']) {
+    for (const port of [80, 443]) {
+      t.match(rules[`out-${c}-install-${port}`], { direction: 'egress', port_range_min: port, remote_ip_prefix: '0.0.0.0/0' }, `${c} ${port}`);
+    }
+  }
+  // The VA's validation rules already open 80 and 443; a second identical rule would be refused.
+  t.notOk(rules['out-va-install-443']);
+  t.ok(rules['out-va-validation-443']);
 });
 
 t.test('the openstack provider keeps an alias that the cdktf base class drops', async (t) => {
