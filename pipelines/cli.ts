@@ -194,9 +194,8 @@ targetOptions(
     .description("prove one color through its preview endpoints")
     .option('--color <color>', 'the color to test (default: the idle one when it runs)', color)
     .option('--json', 'print the smoke record as JSON on stdout'),
-).action(async (opts: { domains: string[]; target: string; color?: Color; json?: boolean }) => {
-  localOnly(opts.target);
-  const record = await smokeTest({ target: target(opts), color: opts.color });
+).action(async (opts: TargetOpts & { color?: Color; json?: boolean }) => {
+  const record = await smokeTest({ target: await pipelineTarget(opts), color: opts.color });
   printSmoke(record);
   if (opts.json) process.stdout.write(JSON.stringify(record) + '\n');
   if (!record.passed) {
@@ -228,9 +227,8 @@ targetOptions(
 
 targetOptions(
   program.command('rollback').description('redeploy the previous release to the idle color, smoke-test it, flip'),
-).action(async (opts: { domains: string[]; target: string }) => {
-  localOnly(opts.target);
-  const result = await rollback({ target: target(opts) });
+).action(async (opts: TargetOpts) => {
+  const result = await rollback({ target: await pipelineTarget(opts) });
   process.stdout.write(JSON.stringify(result) + '\n');
 });
 

@@ -3,8 +3,7 @@ import { flipColor } from './flip-color.js';
 import { readState } from './local/state.js';
 import { PipelineError } from './operation.js';
 import { smokeTest } from './smoke.js';
-import type { LocalTarget } from './targets/local.js';
-import type { Color } from './targets/types.js';
+import type { Color, PipelineTarget } from './targets/types.js';
 
 /** The release deployed before the one the active color runs. */
 export function previousRelease(releases: readonly string[], current: string | undefined): string | null {
@@ -16,7 +15,7 @@ export function previousRelease(releases: readonly string[], current: string | u
 }
 
 /** Redeploys the previous release to the idle color, smoke-tests it and flips to it. */
-export async function rollback(o: { target: LocalTarget }): Promise<{ color: Color; release: string }> {
+export async function rollback(o: { target: PipelineTarget }): Promise<{ color: Color; release: string }> {
   const state = readState(o.target.stateDir);
   const current = state.active ? state.colors[state.active].release : undefined;
   const release = previousRelease(state.releases, current);

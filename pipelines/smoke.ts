@@ -1,15 +1,14 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { embeddedScts, verifySct } from '../components/lib/sct.js';
 import { runSmoke } from '../smoke-tests/run.js';
 import type { SmokeRecord, SmokeStep } from '../smoke-tests/steps.js';
 import { readRelease } from './release.js';
 import { PipelineError, runOperation } from './operation.js';
-import type { LocalTarget } from './targets/local.js';
-import { otherColor, type Color } from './targets/types.js';
+import { otherColor, type Color, type PipelineTarget } from './targets/types.js';
 
 export interface SmokeOptions {
-  target: LocalTarget;
+  target: PipelineTarget;
   /** @default the idle color when it runs, else the active one */
   color?: Color;
   onStep?: (step: SmokeStep) => void;
@@ -17,8 +16,6 @@ export interface SmokeOptions {
 
 /** Runs the smoke checks against one color's preview endpoints and records the verdict. */
 export async function smokeTest(o: SmokeOptions): Promise<SmokeRecord & { color: Color }> {
-  const shared = await o.target.sharedState();
-
   return runOperation(o.target.stateDir, { op: 'smoke' }, async (ctx) => {
     const active = ctx.state.active;
     const idle = active ? otherColor(active) : 'blue';
@@ -29,17 +26,23 @@ export async function smokeTest(o: SmokeOptions): Promise<SmokeRecord & { color:
     }
     if (ctx.state.operation) ctx.state.operation.color = color;
 
-    const release = readRelease(join(o.target.releasesDir, deployment.release));
-    const has = (c: string) => release.components.includes(c);
+    // A release built elsewhere (a cloud deploy names an image) is taken to have every part:
+    // a check whose feature is missing then fails rather than passes.
+    const releaseDir = join(o.target.releasesDir, deployment.release);
+    const components = existsSync(join(releaseDir, 'release.json'))
+      ? readRelease(releaseDir).components
+      : null;
+    const has = (c: string) => components === null || components.includes(c);
+    const setup = await o.target.smokeSetup(color);
     const preview = o.target.previewEndpoints(color);
-    const logKey = readFileSync(shared.ctLogPublicKeyFile, 'utf8');
+    const logKey = setup.ctLogPublicKeyPem;
 
     const record = await runSmoke({
       directoryUrl: preview.acme,
       trustBundlePem: readFileSync(o.target.trustBundle(), 'utf8'),
-      httpPort: o.target.validation().httpPort,
+      httpPort: setup.httpPort,
       deploymentId: deployment.deploymentId,
-      domain: o.target.validation().allowedDomains[0],
+      domain: setup.domain,
       previewHttpBase: preview.httpBase,
       features: { scts: has('publisher'), ocsp: has('ocsp-responder'), crl: has('ocsp-responder') },
       verifyScts: async (leaf, issuer) => {

@@ -155,6 +155,19 @@ export const deploymentConfigSchema = z
     backend: z.discriminatedUnion('type', [httpBackend, localBackend]).default({ type: 'http', lock: true }),
     /** PEM file with the roots a client must trust, for `status` and the post-flip check. */
     trustBundle: z.string().min(1).optional(),
+    /**
+     * Where the smoke tests, run by the pipeline's smoke job, answer the color's VA: names under
+     * `domain` must resolve to the machine running the job, and `httpPort` there must be
+     * reachable from the color's VA (http-01 asks port 80). `ctLogPublicKey` is the CT log's
+     * public key as a PEM file, against which the SCTs are checked.
+     */
+    smoke: z
+      .strictObject({
+        domain: dnsName,
+        httpPort: z.number().int().min(1).max(65535).default(80),
+        ctLogPublicKey: z.string().min(1),
+      })
+      .optional(),
   })
   .superRefine((c, ctx) => {
     if (!c.issuers.some((i) => i.id === c.activeIssuer)) {
@@ -166,6 +179,13 @@ export const deploymentConfigSchema = z
     }
     if (!c[c.target]) {
       ctx.addIssue({ code: 'custom', path: [c.target], message: `required when the target is ${c.target}` });
+    }
+    if (c.smoke && !c.allowedDomains.some((d) => c.smoke!.domain === d || c.smoke!.domain.endsWith(`.${d}`))) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['smoke', 'domain'],
+        message: `expected a name under one of allowedDomains (${c.allowedDomains.join(', ')})`,
+      });
     }
     if (c.target === 'openstack' && !c.release.url) {
       ctx.addIssue({ code: 'custom', path: ['release', 'url'], message: 'required when the target is openstack: the instances download the release from it' });

@@ -1,4 +1,4 @@
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { stackName } from '../../stacks/app.js';
@@ -7,7 +7,15 @@ import { publicNames } from '../../stacks/model.js';
 import { readDeploymentConfig } from '../../stacks/settings.js';
 import { repoRoot } from '../local/processes.js';
 import { PipelineError } from '../operation.js';
-import { colors, type Color, type ColorRuntime, type Endpoints, type Target, type TargetDeployRequest } from './types.js';
+import {
+  colors,
+  type Color,
+  type ColorRuntime,
+  type Endpoints,
+  type SmokeSetup,
+  type Target,
+  type TargetDeployRequest,
+} from './types.js';
 
 export interface CloudTargetOptions {
   readonly target: CloudTarget;
@@ -201,6 +209,28 @@ export class CloudTargetBase implements Target {
     const out = await this.readOutputs(color);
     if (out.release === undefined) return { state: 'absent' };
     return { state: 'running', detail: `release ${String(out.release)}` };
+  }
+
+  async smokeSetup(color: Color): Promise<SmokeSetup> {
+    const smoke = this.config.smoke;
+    if (!smoke) {
+      throw new PipelineError(
+        'the deployment config has no smoke section, so no color can be smoke-tested',
+        'add smoke: {domain, httpPort, ctLogPublicKey} (see stacks/deployment.example.yaml)',
+      );
+    }
+    // The preview endpoints come from the color stack's outputs.
+    await this.readOutputs(color);
+    let ctLogPublicKeyPem: string;
+    try {
+      ctLogPublicKeyPem = readFileSync(resolve(smoke.ctLogPublicKey), 'utf8');
+    } catch (err) {
+      throw new PipelineError(
+        `smoke.ctLogPublicKey: cannot read ${smoke.ctLogPublicKey}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        'name the ct-log.pub.pem that npm run init wrote',
+      );
+    }
+    return { ctLogPublicKeyPem, domain: smoke.domain, httpPort: smoke.httpPort };
   }
 
   trustBundle(): string {

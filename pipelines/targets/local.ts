@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { join, resolve } from 'node:path';
 import { launchProxy, stopProxy } from '../local/lb/launch.js';
@@ -16,7 +16,7 @@ import {
   alive,
   type SupervisorConfig,
 } from '../local/supervisor.js';
-import type { Color, ColorRuntime, Endpoints, Target, TargetDeployRequest } from './types.js';
+import type { Color, ColorRuntime, Endpoints, SmokeSetup, Target, TargetDeployRequest } from './types.js';
 
 /** Public and preview ports of the local load balancer. */
 export const localLbPorts = {
@@ -273,6 +273,15 @@ export class LocalTarget implements Target {
     if (status.state === 'running') return { state: 'running' };
     if (status.state === 'failed') return { state: 'failed', detail: status.detail };
     return { state: 'stopped', detail: status.state };
+  }
+
+  async smokeSetup(_color: Color): Promise<SmokeSetup> {
+    const shared = await this.sharedState();
+    return {
+      ctLogPublicKeyPem: readFileSync(shared.ctLogPublicKeyFile, 'utf8'),
+      domain: this.o.settings.allowedDomains[0],
+      httpPort: this.validation().httpPort,
+    };
   }
 
   trustBundle(): string {

@@ -58,7 +58,19 @@ export interface Target {
 }
 
 /** A target the pipeline verbs run against: they keep their records under `stateDir`. */
+/** What the smoke tests need of a color besides its preview endpoints. */
+export interface SmokeSetup {
+  /** PEM of the CT log's public key, for checking the certificate's SCTs. */
+  readonly ctLogPublicKeyPem: string;
+  /** A name under an allowed domain whose subdomains reach the machine running the smoke. */
+  readonly domain: string;
+  /** The port on this machine the color's VA fetches http-01 answers from. */
+  readonly httpPort: number;
+}
+
 export interface PipelineTarget extends Target {
+  /** Reads what the smoke tests need; also loads the color's preview endpoints. */
+  smokeSetup(color: Color): Promise<SmokeSetup>;
   readonly stateDir: string;
   /** Where releases built on this machine go. */
   readonly releasesDir: string;
