@@ -1,6 +1,6 @@
 import * as acme from 'acme-client';
 import { readFileSync } from 'node:fs';
-import { startHttp01Server } from '../test/helpers/challenge-servers.js';
+import { issueOverHttp01, startHttp01Server } from '../test/helpers/challenge-servers.js';
 import { startTestCa } from '../test/helpers/ca.js';
 
 export interface IssuanceFigures {
@@ -52,18 +52,7 @@ export async function benchIssuance(options: { seconds: number; concurrencies: n
     const issueOne = async () => {
       const name = `b${process.pid}-${n++}.bench.test`;
       const [, csr] = await acme.crypto.createCsr({ commonName: name }, certKey);
-      await client.auto({
-        csr,
-        termsOfServiceAgreed: true,
-        challengePriority: ['http-01'],
-        skipChallengeVerification: true,
-        challengeCreateFn: async (_a, c, keyAuthorization) => {
-          http01.tokens.set(c.token, keyAuthorization);
-        },
-        challengeRemoveFn: async (_a, c) => {
-          http01.tokens.delete(c.token);
-        },
-      });
+      await issueOverHttp01(client, http01.tokens, csr);
     };
 
     await issueOne(); // warm up every process's code paths once

@@ -17,7 +17,7 @@ import { smokeTest } from '../../pipelines/smoke.js';
 import { status } from '../../pipelines/status.js';
 import { teardown } from '../../pipelines/teardown.js';
 import { LocalTarget } from '../../pipelines/targets/local.js';
-import { startHttp01Server } from '../helpers/challenge-servers.js';
+import { issueOverHttp01, startHttp01Server } from '../helpers/challenge-servers.js';
 import { lockFixedPorts } from '../helpers/fixed-ports.js';
 import { buildNextRelease, nextMigration } from '../helpers/releases.js';
 import { ocspGetUrl, publicLoad } from '../helpers/public-load.js';
@@ -74,18 +74,7 @@ async function issueThroughPublicPort(t: Test, name: string): Promise<string> {
     backoffMax: 500,
   });
   const [, csr] = await acme.crypto.createCsr({ commonName: name });
-  return client.auto({
-    csr,
-    termsOfServiceAgreed: true,
-    challengePriority: ['http-01'],
-    skipChallengeVerification: true,
-    challengeCreateFn: async (_a, c, keyAuthorization) => {
-      http01.tokens.set(c.token, keyAuthorization);
-    },
-    challengeRemoveFn: async (_a, c) => {
-      http01.tokens.delete(c.token);
-    },
-  });
+  return issueOverHttp01(client, http01.tokens, csr);
 }
 
 async function deployAndSmoke(color: 'blue' | 'green', release = version) {

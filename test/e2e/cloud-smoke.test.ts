@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -9,6 +9,7 @@ import { repoRoot } from '../../pipelines/local/processes.js';
 import { smokeTest } from '../../pipelines/smoke.js';
 import { KubernetesTarget } from '../../pipelines/targets/kubernetes.js';
 import { startTestCa } from '../helpers/ca.js';
+import { fakeTerraform } from '../helpers/fake-terraform.js';
 
 // The smoke gate of a cloud target. No cluster can be reached here, so `cdktf` and `terraform`
 // are stand-ins: cdktf records what it was asked to apply, and terraform's outputs name a
@@ -23,32 +24,9 @@ t.teardown(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const bin = join(dir, 'bin');
-const outputsDir = join(dir, 'outputs');
-const log = join(dir, 'calls.log');
-mkdirSync(bin);
-mkdirSync(outputsDir);
-const script = (name: string, body: string) => {
-  writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
-  chmodSync(join(bin, name), 0o755);
-};
-script('cdktf', `echo "cdktf $* color=$BLUEGREEN_ACTIVE_COLOR release=$BLUEGREEN_RELEASE" >> "${log}"`);
-script(
-  'terraform',
-  [
-    'stack=$(basename "$(echo "$1" | sed s/^-chdir=//)")',
-    `if [ "$2" = output ]; then cat "${outputsDir}/$stack.json" 2>/dev/null || echo "{}"; fi`,
-  ].join('\n'),
-);
-const outputs = (stack: string, values: Record<string, unknown>) =>
-  writeFileSync(
-    join(outputsDir, `${stack}.json`),
-    JSON.stringify(Object.fromEntries(Object.entries(values).map(([k, v]) => [k, { value: v }]))),
-  );
-const applied = () =>
-  existsSync(log)
-    ? readFileSync(log, 'utf8').trim().split('\n').filter((l) => l.startsWith('cdktf deploy'))
-    : [];
+const fake = fakeTerraform(dir);
+const { bin, outputs } = fake;
+const applied = () => fake.calls().filter((l) => l.startsWith('cdktf deploy'));
 
 /** The example deployment config, pointed at the CA above for everything the smoke needs. */
 function writeConfig(file: string, smoke: boolean): string {

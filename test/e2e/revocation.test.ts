@@ -9,8 +9,8 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { certificateToPem, pemToDers } from '../../components/lib/x509.js';
 import { startTestCa } from '../helpers/ca.js';
-import { startHttp01Server } from '../helpers/challenge-servers.js';
-import { requireTool } from '../helpers/tools.js';
+import { issueOverHttp01, startHttp01Server } from '../helpers/challenge-servers.js';
+import { eventually, outcome, requireTool } from '../helpers/tools.js';
 
 /**
  * Revocation as a relying party sees it, against every component as a real process: OpenSSL
@@ -23,26 +23,6 @@ import { requireTool } from '../helpers/tools.js';
 
 const run = promisify(execFile);
 
-/** Runs a command to its end, whatever its exit code. */
-async function outcome(cmd: string, args: string[]) {
-  try {
-    const { stdout, stderr } = await run(cmd, args);
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
-
-/** Retries `probe` until `done` holds (the responder caches for a few seconds) or 15 s pass. */
-async function eventually<T>(probe: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const value = await probe();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-}
 
 t.test('OCSP and the CRL follow a certificate from issuance to revocation', async (t) => {
   if (!requireTool(t, 'openssl', 'apt-get install openssl')) return;
@@ -60,18 +40,7 @@ t.test('OCSP and the CRL follow a certificate from issuance to revocation', asyn
   });
   await client.createAccount({ termsOfServiceAgreed: true });
   const [, csr] = await acme.crypto.createCsr({ commonName: 'ocsp.revocation.test' });
-  const chain = await client.auto({
-    csr,
-    termsOfServiceAgreed: true,
-    challengePriority: ['http-01'],
-    skipChallengeVerification: true,
-    challengeCreateFn: async (_authz, challenge, keyAuthorization) => {
-      http01.tokens.set(challenge.token, keyAuthorization);
-    },
-    challengeRemoveFn: async (_authz, challenge) => {
-      http01.tokens.delete(challenge.token);
-    },
-  });
+  const chain = await issueOverHttp01(client, http01.tokens, csr);
 
   const [leafPem = '', issuerPem = ''] = pemToDers(chain).map(certificateToPem);
   const leafFile = join(ca.dir, 'leaf.pem');

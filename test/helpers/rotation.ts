@@ -15,7 +15,8 @@ import {
   type RotationResult,
 } from '../../pipelines/rotate-ca-key.js';
 import { restartTestCa, startTestCa, type TestCa } from './ca.js';
-import { startHttp01Server } from './challenge-servers.js';
+import { issueOverHttp01, startHttp01Server } from './challenge-servers.js';
+import { eventually, outcome } from './tools.js';
 
 /**
  * CA key rotation end to end, for either key store: a certificate is issued, the issuing key
@@ -27,26 +28,6 @@ import { startHttp01Server } from './challenge-servers.js';
 
 const run = promisify(execFile);
 
-/** Runs a command to its end, whatever its exit code. */
-async function outcome(cmd: string, args: string[]) {
-  try {
-    const { stdout, stderr } = await run(cmd, args);
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
-
-/** Retries `probe` until `done` holds (responses are cached for a few seconds) or 15 s pass. */
-async function eventually<T>(probe: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const value = await probe();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-}
 
 /** A leaf and its intermediate as files, with what the leaf says about its issuer. */
 interface Issued {
@@ -86,18 +67,7 @@ export async function rotationTest(t: Test, checks: RotationChecks): Promise<voi
       backoffMax: 500,
     });
     const [, csr] = await acme.crypto.createCsr({ commonName: `${name}.rotation.test` });
-    const chain = await client.auto({
-      csr,
-      termsOfServiceAgreed: true,
-      challengePriority: ['http-01'],
-      skipChallengeVerification: true,
-      challengeCreateFn: async (_authz, challenge, keyAuthorization) => {
-        http01.tokens.set(challenge.token, keyAuthorization);
-      },
-      challengeRemoveFn: async (_authz, challenge) => {
-        http01.tokens.delete(challenge.token);
-      },
-    });
+    const chain = await issueOverHttp01(client, http01.tokens, csr);
 
     const [leafPem = '', issuerPem = ''] = pemToDers(chain).map(certificateToPem);
     const leafFile = join(ca.dir, `${name}-leaf.pem`);

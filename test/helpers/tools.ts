@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import type { Test } from 'tap';
 
 /**
@@ -14,5 +15,28 @@ export function requireTool(t: Test, tool: string, install: string): boolean {
     if (process.env.CI === 'true') t.fail(`${reason}; CI must have it`);
     else t.pass(reason, { skip: reason });
     return false;
+  }
+}
+
+const run = promisify(execFile);
+
+/** Runs a command to its end, whatever its exit code. */
+export async function outcome(cmd: string, args: string[]) {
+  try {
+    const { stdout, stderr } = await run(cmd, args);
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+/** Retries `probe` until `done` holds (the OCSP responder caches for a moment) or 15 s pass. */
+export async function eventually<T>(probe: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const value = await probe();
+    if (done(value) || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }

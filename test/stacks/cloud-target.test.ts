@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -6,6 +6,7 @@ import { KubernetesTarget } from '../../pipelines/targets/kubernetes.js';
 import { OpenStackTarget } from '../../pipelines/targets/openstack.js';
 import { PipelineError } from '../../pipelines/operation.js';
 import { repoRoot } from '../../pipelines/local/processes.js';
+import { fakeTerraform } from '../helpers/fake-terraform.js';
 
 // No cluster or cloud can be reached here: `cdktf` and `terraform` below are stand-ins that
 // record how they were called and answer `terraform output -json` from files, so the tests
@@ -13,34 +14,10 @@ import { repoRoot } from '../../pipelines/local/processes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bluegreen-cloud-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-const bin = join(dir, 'bin');
-const outputsDir = join(dir, 'outputs');
-const log = join(dir, 'calls.log');
-mkdirSync(bin);
-mkdirSync(outputsDir);
-
-const script = (name: string, body: string) => {
-  writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
-  chmodSync(join(bin, name), 0o755);
-};
-script('cdktf', `echo "cdktf $* color=$BLUEGREEN_ACTIVE_COLOR release=$BLUEGREEN_RELEASE id=$BLUEGREEN_DEPLOYMENT_ID target=$BLUEGREEN_TARGET password=$TF_HTTP_PASSWORD" >> "${log}"`);
-script(
-  'terraform',
-  [
-    'stack=$(basename "$(echo "$1" | sed s/^-chdir=//)")',
-    'if [ "$2" = output ]; then cat "' + outputsDir + '/$stack.json" 2>/dev/null || echo "{}"; fi',
-  ].join('\n'),
-);
+const fake = fakeTerraform(dir);
+const { bin, calls, reset, outputs } = fake;
 
 const configFile = join(repoRoot, 'stacks', 'deployment.example.yaml');
-const calls = () => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : []);
-const reset = () => {
-  rmSync(log, { force: true });
-  rmSync(outputsDir, { recursive: true, force: true });
-  mkdirSync(outputsDir);
-};
-const outputs = (stack: string, values: Record<string, unknown>) =>
-  writeFileSync(join(outputsDir, `${stack}.json`), JSON.stringify(Object.fromEntries(Object.entries(values).map(([k, v]) => [k, { value: v }]))));
 
 const withFakes = (env: NodeJS.ProcessEnv = {}) =>
   new KubernetesTarget({ configFile, stateDir: join(dir, 'state'), cdktf: join(bin, 'cdktf'), env: { PATH: `${bin}:/usr/bin:/bin`, ...env } });
