@@ -42,6 +42,15 @@ export class TtlCache<V> {
     return undefined;
   }
 
+  /**
+   * When the value held for `key` stops being fresh, on the cache's clock (exclusive); 0 when
+   * nothing is held. A caller that keeps something derived from `fresh(key)` keeps it no longer.
+   */
+  freshBefore(key: string): number {
+    const entry = this.#entries.get(key);
+    return entry ? entry.loadedAt + this.#ttlMs : 0;
+  }
+
   /** The fresh value, or the one `load` gives (shared with concurrent callers of this key). */
   async get(key: string, load: () => Promise<V>): Promise<V> {
     const hit = this.fresh(key);

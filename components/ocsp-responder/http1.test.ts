@@ -10,11 +10,19 @@ import { createHttp1Server, type HttpRequest, type HttpResponse } from './http1.
 
 const seen: { method: string; path: string; body: string; host?: string }[] = [];
 const errors: unknown[] = [];
+/** One object answered to every `/reused` request, as the responder does for a hot GET. */
+const reused: HttpResponse = {
+  status: 200,
+  headers: { 'x-which': 'reused' },
+  body: 'same',
+  reused: true,
+};
 
 function handler(req: HttpRequest): HttpResponse | Promise<HttpResponse> {
   const { method, path } = req;
   seen.push({ method, path, body: req.body.toString(), host: req.header('host') });
   if (req.path === '/throw') throw new Error('handler bug');
+  if (req.path === '/reused') return reused;
   if (req.path === '/slow') {
     return new Promise((resolve) =>
       setTimeout(() => resolve({ status: 200, headers: { 'x-which': 'slow' }, body: 'slow' }), 50),
@@ -89,6 +97,27 @@ t.test('answers pipelined requests in order, a slow one first', async (t) => {
 t.test('sends no body to HEAD, with the length a GET would have', async (t) => {
   const { text } = await exchange(`HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n`, 200);
   t.match(text, /content-length: 5\r\n\r\n$/);
+});
+
+t.test('writes a reused response whole, and the Date of the second it is sent in', async (t) => {
+  const first = await exchange([get('/reused'), `HEAD /reused HTTP/1.1\r\nHost: x\r\n\r\n`], 200);
+  const [whole, head] = first.text.split(/(?=HTTP\/1\.1 )/);
+  t.match(
+    whole,
+    /^HTTP\/1\.1 200 OK\r\ndate: .+\r\nx-which: reused\r\ncontent-length: 4\r\n\r\nsame$/,
+  );
+  const undated = (text: string) => text.replace(/\r\ndate: .+?\r\n/, '\r\n');
+  t.equal(undated(head), undated(whole).slice(0, -'same'.length), 'HEAD: the head, no body');
+
+  const closing = await exchange(get('/reused', 'Connection: close\r\n'));
+  t.match(closing.text, /connection: close\r\n\r\nsame$/, 'a closing connection is still told so');
+  t.ok(closing.closed);
+
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const later = await exchange(get('/reused'), 200);
+  const dateOf = (text: string) => /\r\ndate: (.+?)\r\n/.exec(text)?.[1];
+  t.not(dateOf(later.text), dateOf(whole), 'a second later, a new Date');
+  t.equal(undated(later.text), undated(whole));
 });
 
 t.test('closes after an HTTP/1.0 request or Connection: close', async (t) => {

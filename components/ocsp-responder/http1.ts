@@ -31,6 +31,11 @@ export interface HttpResponse {
   body?: Buffer | string;
   /** Close the connection after this response. */
   close?: boolean;
+  /**
+   * The handler returns this very object again, unchanged, for as long as it is valid: the
+   * server may then keep its serialized form and reuse it while the Date second lasts.
+   */
+  reused?: boolean;
 }
 
 /** Answers synchronously when it can (a cache hit), so that no promise is made per request. */
@@ -74,8 +79,10 @@ const reasons: Record<number, string> = {
 const token = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** RFC 9110 §5.5 field-value: visible characters, spaces, tabs and obs-text. */
 const fieldValue = /^[\t\x20-\x7e\x80-\xff]*$/;
-/** RFC 9112 §3: method SP request-target SP HTTP-version. */
-const requestLine = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e]+) HTTP\/(\d)\.(\d)$/;
+/** RFC 9112 §3.2: a request-target is visible characters, no spaces. */
+const requestTarget = /^[\x21-\x7e]+$/;
+/** RFC 9112 §2.3: HTTP-version, its two digits captured. */
+const httpVersion = /^HTTP\/(\d)\.(\d)$/;
 
 let dateSecond = 0;
 let dateValue = '';
@@ -91,13 +98,19 @@ function httpDateNow(): string {
   return dateValue;
 }
 
+const empty = Buffer.alloc(0);
+
 class RequestImpl implements HttpRequest {
-  body: Buffer = Buffer.alloc(0);
+  body: Buffer = empty;
 
   constructor(
     readonly method: string,
     readonly path: string,
     private readonly fields: Map<string, string>,
+    readonly keepAlive: boolean,
+    /** An HTTP/1.0 client that asked to keep the connection must be told it is kept. */
+    readonly announceKeepAlive: boolean,
+    readonly bodyLength: number | 'chunked',
   ) {}
 
   header(name: string): string | undefined {
@@ -105,76 +118,93 @@ class RequestImpl implements HttpRequest {
   }
 }
 
-/** A request's head, parsed; or why it cannot be served. */
-type Head =
-  | {
-      ok: true;
-      request: RequestImpl;
-      keepAlive: boolean;
-      /** An HTTP/1.0 client that asked to keep the connection must be told it is kept. */
-      announceKeepAlive: boolean;
-      bodyLength: number | 'chunked';
-    }
-  | { ok: false; status: number };
+/** Whether the connection stays open after this request (RFC 9112 §9.3). */
+function keepsAlive(connection: string | undefined, http11: boolean): boolean {
+  if (connection === undefined) return http11;
+  const lower = connection.toLowerCase();
+  // What nearly every client sends, without splitting the list.
+  if (lower === 'keep-alive') return true;
+  if (lower === 'close') return false;
+  const options = lower.split(/\s*,\s*/);
+  return http11 ? !options.includes('close') : options.includes('keep-alive');
+}
 
-function parseHead(text: string): Head {
-  const lines = text.split('\r\n');
-  const line = requestLine.exec(lines[0]);
-  if (!line) return { ok: false, status: 400 };
+/**
+ * Reads a request's head (without its final empty line): the request, or the status that
+ * refuses it. Written with indexOf rather than one split and a capturing regex, as it runs
+ * for every request.
+ */
+function parseHead(text: string): RequestImpl | number {
+  const lineEnd = text.indexOf('\r\n');
+  const line = lineEnd === -1 ? text : text.slice(0, lineEnd);
 
-  const [, method, target, major, minor] = line;
-  if (major !== '1') return { ok: false, status: 505 };
-  const http11 = minor !== '0';
+  // RFC 9112 §3: method SP request-target SP HTTP-version, nothing else.
+  const methodEnd = line.indexOf(' ');
+  const targetEnd = line.indexOf(' ', methodEnd + 1);
+  if (methodEnd === -1 || targetEnd === -1) return 400;
+  const method = line.slice(0, methodEnd);
+  const target = line.slice(methodEnd + 1, targetEnd);
+  const version = line.slice(targetEnd + 1);
+  if (!token.test(method) || !requestTarget.test(target)) return 400;
+  let http11 = true;
+  if (version !== 'HTTP/1.1') {
+    const digits = httpVersion.exec(version);
+    if (!digits) return 400;
+    if (digits[1] !== '1') return 505;
+    http11 = digits[2] !== '0';
+  }
 
   // RFC 9112 §3.2: origin-form, or absolute-form whose path is what matters here.
   let pathAndQuery = target;
-  if (!target.startsWith('/')) {
+  if (target.charCodeAt(0) !== 0x2f) {
     const absolute = /^https?:\/\/[^/?#]+(\/[^#]*)?$/i.exec(target);
-    if (!absolute) return { ok: false, status: 400 };
+    if (!absolute) return 400;
     pathAndQuery = absolute[1] ?? '/';
   }
   const query = pathAndQuery.indexOf('?');
   const path = query === -1 ? pathAndQuery : pathAndQuery.slice(0, query);
 
   const fields = new Map<string, string>();
-  for (let i = 1; i < lines.length; i++) {
-    const field = lines[i];
-    const colon = field.indexOf(':');
+  let at = lineEnd === -1 ? text.length : lineEnd + 2;
+  while (at < text.length) {
+    const next = text.indexOf('\r\n', at);
+    const end = next === -1 ? text.length : next;
+    const colon = text.indexOf(':', at);
     // No obs-fold (RFC 9112 §5.2) and no whitespace before the colon (§5.1).
-    if (colon <= 0) return { ok: false, status: 400 };
-    const name = field.slice(0, colon);
-    const value = field.slice(colon + 1).trim();
-    if (!token.test(name) || !fieldValue.test(value)) return { ok: false, status: 400 };
+    if (colon <= at || colon >= end) return 400;
+    const name = text.slice(at, colon);
+    const value = text.slice(colon + 1, end).trim();
+    if (!token.test(name) || !fieldValue.test(value)) return 400;
 
     const lower = name.toLowerCase();
     const held = fields.get(lower);
     fields.set(lower, held === undefined ? value : `${held}, ${value}`);
+    at = end + 2;
   }
 
   // RFC 9112 §3.2: an HTTP/1.1 request without Host is refused.
-  if (http11 && !fields.has('host')) return { ok: false, status: 400 };
+  if (http11 && !fields.has('host')) return 400;
 
-  const connection = (fields.get('connection') ?? '').toLowerCase().split(/\s*,\s*/);
-  const keepAlive = http11 ? !connection.includes('close') : connection.includes('keep-alive');
+  const keepAlive = keepsAlive(fields.get('connection'), http11);
 
   const transferEncoding = fields.get('transfer-encoding');
   const contentLength = fields.get('content-length');
   let bodyLength: number | 'chunked' = 0;
   if (transferEncoding !== undefined) {
     // RFC 9112 §6.1: both at once is a smuggling attempt; only chunked is implemented.
-    if (contentLength !== undefined) return { ok: false, status: 400 };
-    if (transferEncoding.toLowerCase() !== 'chunked') return { ok: false, status: 501 };
+    if (contentLength !== undefined) return 400;
+    if (transferEncoding.toLowerCase() !== 'chunked') return 501;
     bodyLength = 'chunked';
   } else if (contentLength !== undefined) {
     // Repeated equal values are allowed (RFC 9112 §6.3); anything else is not.
     const values = new Set(contentLength.split(/\s*,\s*/));
     const [only] = values;
-    if (values.size !== 1 || !/^\d{1,15}$/.test(only)) return { ok: false, status: 400 };
+    if (values.size !== 1 || !/^\d{1,15}$/.test(only)) return 400;
     bodyLength = Number(only);
   }
 
-  const request = new RequestImpl(method, path, fields);
-  return { ok: true, request, keepAlive, announceKeepAlive: keepAlive && !http11, bodyLength };
+  const announce = keepAlive && !http11;
+  return new RequestImpl(method, path, fields, keepAlive, announce, bodyLength);
 }
 
 /**
@@ -221,7 +251,7 @@ function decodeChunked(
 
 /** One client connection: reads requests in order and answers each before the next. */
 class Connection {
-  #buf: Buffer = Buffer.alloc(0);
+  #buf: Buffer = empty;
   /** Where the search for the end of the head resumes, so a slow head is not rescanned. */
   #scanFrom = 0;
   #busy = false;
@@ -230,6 +260,8 @@ class Connection {
   #continued = false;
   #draining = false;
   #deadline: NodeJS.Timeout | undefined;
+  /** The request being answered, until its response is written. */
+  #request: RequestImpl | undefined;
 
   constructor(
     private readonly socket: Socket,
@@ -271,39 +303,54 @@ class Connection {
   /** Serves every complete request in the buffer, one at a time. */
   #next(): void {
     while (!this.#busy && !this.#closed && this.#buf.length > 0) {
-      const headEnd = this.#buf.indexOf('\r\n\r\n', this.#scanFrom);
-      if (headEnd === -1) {
-        if (this.#buf.length > this.o.maxHeadBytes) return this.#fail(431);
-        this.#scanFrom = Math.max(0, this.#buf.length - 3);
+      const buf = this.#buf;
+      let head: string | undefined;
+      let headEnd: number;
+      if (this.#scanFrom === 0) {
+        // A head that came in whole, the usual case: one decode, then a string search.
+        const window = buf.toString('latin1', 0, Math.min(buf.length, this.o.maxHeadBytes + 4));
+        headEnd = window.indexOf('\r\n\r\n');
+        if (headEnd !== -1) head = window.slice(0, headEnd);
+      } else {
+        headEnd = buf.indexOf('\r\n\r\n', this.#scanFrom);
+        if (headEnd !== -1) head = buf.toString('latin1', 0, headEnd);
+      }
+      if (head === undefined) {
+        if (buf.length > this.o.maxHeadBytes) return this.#fail(431);
+        this.#scanFrom = Math.max(0, buf.length - 3);
         return this.#armDeadline();
       }
       if (headEnd > this.o.maxHeadBytes) return this.#fail(431);
 
-      const head = parseHead(this.#buf.subarray(0, headEnd).toString('latin1'));
-      if (!head.ok) return this.#fail(head.status);
+      const request = parseHead(head);
+      if (typeof request === 'number') return this.#fail(request);
 
       const bodyStart = headEnd + 4;
       let end: number;
-      if (head.bodyLength === 'chunked') {
-        const decoded = decodeChunked(this.#buf, bodyStart, this.o.maxBodyBytes);
+      if (request.bodyLength === 'chunked') {
+        const decoded = decodeChunked(buf, bodyStart, this.o.maxBodyBytes);
         if (decoded === 'invalid') return this.#fail(400);
         if (decoded === 'tooLarge') return this.#fail(413);
-        if (decoded === 'incomplete') return this.#awaitBody(head.request);
-        head.request.body = decoded.body;
+        if (decoded === 'incomplete') return this.#awaitBody(request);
+        request.body = decoded.body;
         end = decoded.end;
       } else {
-        if (head.bodyLength > this.o.maxBodyBytes) return this.#fail(413);
-        if (this.#buf.length < bodyStart + head.bodyLength) return this.#awaitBody(head.request);
-        head.request.body = this.#buf.subarray(bodyStart, bodyStart + head.bodyLength);
-        end = bodyStart + head.bodyLength;
+        if (request.bodyLength > this.o.maxBodyBytes) return this.#fail(413);
+        if (buf.length < bodyStart + request.bodyLength) return this.#awaitBody(request);
+        if (request.bodyLength > 0) {
+          request.body = buf.subarray(bodyStart, bodyStart + request.bodyLength);
+        }
+        end = bodyStart + request.bodyLength;
       }
 
-      this.#buf = this.#buf.subarray(end);
+      this.#buf = end === buf.length ? empty : buf.subarray(end);
       this.#scanFrom = 0;
       this.#continued = false;
-      clearTimeout(this.#deadline);
-      this.#deadline = undefined;
-      this.#dispatch(head.request, head.keepAlive, head.announceKeepAlive);
+      if (this.#deadline !== undefined) {
+        clearTimeout(this.#deadline);
+        this.#deadline = undefined;
+      }
+      this.#dispatch(request);
     }
     if (this.#ended && !this.#busy) this.#close();
   }
@@ -325,8 +372,9 @@ class Connection {
     this.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
   }
 
-  #dispatch(request: RequestImpl, keepAlive: boolean, announce: boolean): void {
+  #dispatch(request: RequestImpl): void {
     this.#busy = true;
+    this.#request = request;
     let answer: HttpResponse | Promise<HttpResponse>;
     try {
       answer = this.o.handler(request);
@@ -335,45 +383,43 @@ class Connection {
       answer = { status: 500, close: true };
     }
 
-    if (answer instanceof Promise) {
-      answer.then(
-        (response) => this.#respond(request, response, keepAlive, announce),
-        (err: unknown) => {
-          this.o.onError?.(err);
-          this.#respond(request, { status: 500, close: true }, keepAlive, announce);
-        },
-      );
-    } else {
-      this.#respond(request, answer, keepAlive, announce);
-    }
+    if (answer instanceof Promise) answer.then(this.#respond, this.#failHandler);
+    else this.#respond(answer);
   }
 
-  #respond(
-    request: RequestImpl,
-    response: HttpResponse,
-    keepAlive: boolean,
-    announce: boolean,
-  ): void {
-    if (this.#closed) return;
-    const close = !keepAlive || response.close === true || this.#ended || this.#draining;
-    const connection = close ? 'close' : announce ? 'keep-alive' : null;
+  readonly #failHandler = (err: unknown): void => {
+    this.o.onError?.(err);
+    this.#respond({ status: 500, close: true });
+  };
+
+  /**
+   * Sends the answer to the request under way. Like #failHandler and #resume, a function made
+   * once per connection, so that answering a request makes no closure.
+   */
+  readonly #respond = (response: HttpResponse): void => {
+    const request = this.#request;
+    if (this.#closed || request === undefined) return;
+    this.#request = undefined;
+    const close = !request.keepAlive || response.close === true || this.#ended || this.#draining;
+    const connection = close ? 'close' : request.announceKeepAlive ? 'keep-alive' : null;
     const flushed = this.#write(serialize(response, request.method === 'HEAD', connection));
 
     if (close) return this.#close();
-    const resume = () => {
-      this.#busy = false;
-      this.socket.resume();
-      this.#next();
-    };
-    if (flushed) resume();
-    else this.socket.once('drain', resume);
-  }
+    if (flushed) this.#resume();
+    else this.socket.once('drain', this.#resume);
+  };
+
+  readonly #resume = (): void => {
+    this.#busy = false;
+    if (this.socket.isPaused()) this.socket.resume();
+    this.#next();
+  };
 
   /** Answers an unreadable request and closes: what follows it cannot be trusted. */
   #fail(status: number): void {
     if (this.#closed) return;
     this.#busy = true;
-    this.#write(serialize({ status }, false, 'close'));
+    this.#write(serializeNow({ status }, false, 'close', httpDateNow()));
     this.#close();
   }
 
@@ -389,15 +435,52 @@ class Connection {
   }
 }
 
-/** The whole response as one write: a latin1 string, or head and Buffer body concatenated. */
+/** A reused response as written on a kept-alive connection, for one second of Date. */
+interface Serialized {
+  second: number;
+  whole: string | Buffer;
+  /** For HEAD; made when first asked for. */
+  head: string | undefined;
+}
+
+/** Weakly held: a response the handler stops returning takes its serialization with it. */
+const serializedResponses = new WeakMap<HttpResponse, Serialized>();
+
+/**
+ * The whole response as one write: a latin1 string, or head and Buffer body concatenated.
+ * A response marked `reused` on a connection that needs no Connection field (the common
+ * keep-alive case) is serialized once a second rather than for every request.
+ */
 function serialize(
   response: HttpResponse,
   omitBody: boolean,
   connection: 'close' | 'keep-alive' | null,
 ): string | Buffer {
+  if (response.reused !== true || connection !== null) {
+    return serializeNow(response, omitBody, connection, httpDateNow());
+  }
+
+  const date = httpDateNow();
+  let held = serializedResponses.get(response);
+  if (held === undefined || held.second !== dateSecond) {
+    const whole = serializeNow(response, false, null, date);
+    held = { second: dateSecond, whole, head: undefined };
+    serializedResponses.set(response, held);
+  }
+  if (!omitBody) return held.whole;
+  held.head ??= serializeNow(response, true, null, date) as string;
+  return held.head;
+}
+
+function serializeNow(
+  response: HttpResponse,
+  omitBody: boolean,
+  connection: 'close' | 'keep-alive' | null,
+  date: string,
+): string | Buffer {
   const body = response.body ?? '';
   const reason = reasons[response.status] ?? 'Unknown';
-  let head = `HTTP/1.1 ${response.status} ${reason}\r\ndate: ${httpDateNow()}\r\n`;
+  let head = `HTTP/1.1 ${response.status} ${reason}\r\ndate: ${date}\r\n`;
   const headers = response.headers;
   if (headers) for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
   // RFC 9110 §8.6: a 304 carries no body and says nothing of its length.

@@ -56,14 +56,18 @@ const source: ResponderSource = {
   },
 };
 
-async function store(serial: string, status: 'good' | 'revoked'): Promise<Buffer> {
+async function store(
+  serial: string,
+  status: 'good' | 'revoked',
+  next: Date = nextUpdate,
+): Promise<Buffer> {
   const der = await buildOcspResponse(
     {
       serialHex: serial,
       status,
       ...(status === 'revoked' ? { revokedAt: thisUpdate, reason: 1 } : {}),
       thisUpdate,
-      nextUpdate,
+      nextUpdate: next,
     },
     issuer,
   );
@@ -73,7 +77,7 @@ async function store(serial: string, status: 'good' | 'revoked'): Promise<Buffer
     status,
     der: der.toString('base64'),
     thisUpdate: thisUpdate.toISOString(),
-    nextUpdate: nextUpdate.toISOString(),
+    nextUpdate: next.toISOString(),
     updatedAt: thisUpdate.toISOString(),
   });
   return der;
@@ -171,6 +175,36 @@ t.test('serves a revocation once the cached response is older than cacheSeconds'
 
   clock.offsetMs += 5_000;
   t.match(await read(), { certStatus: 'revoked', reason: 1 });
+});
+
+t.test('answers a repeated GET from memory, max-age falling as nextUpdate nears', async (t) => {
+  const next = new Date((Math.floor(now() / 1000) + 31) * 1000);
+  const stored = await store('7a0c', 'good', next);
+  const der = ocspRequestDer(hashes, '7a0c');
+  const maxAgeOf = (res: Response) =>
+    Number(/max-age=(\d+)/.exec(res.headers.get('cache-control')!)![1]);
+
+  const calls = sa.calls;
+  const answers = [await get(der), await get(der), await get(der)];
+  t.equal(sa.calls, calls + 1, 'one SA read for the three');
+  const [first] = answers;
+  t.ok(maxAgeOf(first) >= 29 && maxAgeOf(first) <= 31, `max-age ${maxAgeOf(first)}`);
+  for (const res of answers) {
+    t.equal(res.headers.get('etag'), first.headers.get('etag'));
+    t.same(Buffer.from(await res.arrayBuffer()), stored);
+  }
+
+  // Within cacheSeconds, so the document is still in memory; the max-age it gives is not.
+  clock.offsetMs += 3_000;
+  const later = maxAgeOf(await get(der));
+  const last = maxAgeOf(answers[2]);
+  t.ok(later <= last - 3 && later >= last - 4, `max-age ${last}, then ${later} 3 s on`);
+
+  const head = await get(der, { method: 'HEAD' });
+  t.equal(head.headers.get('content-length'), String(stored.length));
+  t.equal((await head.arrayBuffer()).byteLength, 0, 'HEAD after GETs: still no body');
+  const conditional = await get(der, { headers: { 'if-none-match': first.headers.get('etag')! } });
+  t.equal(conditional.status, 304, 'a conditional GET is not given the remembered 200');
 });
 
 t.test('answers unauthorized for a serial without a response (RFC 5019 §2.2.3)', async (t) => {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { Counter, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { createMetrics, startAdminServer } from '../lib/admin.js';
 import { splitAddress } from '../lib/config.js';
 import { ConfigError, toCaError } from '../lib/errors.js';
@@ -20,6 +20,7 @@ import { TtlCache } from './cache.js';
 import type { OcspResponderConfig } from './config.js';
 import { createHttp1Server, type HttpRequest, type HttpResponse } from './http1.js';
 import { MalformedOcspRequest, parseOcspRequest } from './request.js';
+import { createRequestTallies, type Tally } from './tally.js';
 
 /**
  * The OCSP responder: RFC 6960 Appendix A over plain HTTP, one responder per issuer key at
@@ -81,6 +82,25 @@ interface KnownIssuer extends ResponderIssuer {
 interface Question {
   issuer: KnownIssuer;
   serialHex: string;
+  /** `${issuerId}/${serialHex}`, the cache key. */
+  key: string;
+  /** Only a GET path's question is kept, and only it keeps its last answer. */
+  remembered: boolean;
+  served: Served | undefined;
+}
+
+/**
+ * The 200 last answered to an unconditional GET of a remembered path, given again unchanged
+ * while the cached document is fresh and its max-age has not moved: a repeated GET is then one
+ * map lookup, and http1.ts reuses the serialized bytes too.
+ */
+interface Served {
+  response: HttpResponse;
+  /** Exclusive: when the document leaves the cache (cache.ts). */
+  freshBefore: number;
+  /** Inclusive: the last moment at which max-age is still the one in `response`. */
+  maxAgeThrough: number;
+  tally: Tally;
 }
 
 type Answer = HttpResponse | Promise<HttpResponse>;
@@ -155,37 +175,30 @@ export function createResponderHandler(o: ResponderHandlerOptions): (req: HttpRe
   // Longest GET path: the prefix, an issuer id, and the request in base64 with escapes.
   const maxPathLength = 80 + Math.ceil((o.maxRequestBytes * 4) / 3) * 3;
 
-  const requests = o.metrics
-    ? new Counter({
-        name: 'ocsp_responder_requests_total',
-        help: 'HTTP requests answered, by route and outcome',
-        labelNames: ['route', 'outcome'],
-        registers: [o.metrics],
-      })
-    : undefined;
-  // Children bound once: labelling on every request would hash the labels every time.
-  const counters = new Map<string, { inc(): void }>();
-  const count = (route: string, outcome: string) => {
-    if (!requests) return;
-    const key = `${route} ${outcome}`;
-    let child = counters.get(key);
-    if (!child) {
-      child = requests.labels(route, outcome);
-      counters.set(key, child);
-    }
-    child.inc();
-  };
+  const tallyOf = createRequestTallies(o.metrics);
+  const count = (route: string, outcome: string) => tallyOf(route, outcome).inc();
 
-  function maxAgeOf(doc: Document): number {
-    const remaining = Math.floor((doc.nextUpdateMs - now()) / 1000);
+  /** RFC 5019 §6.2: max-age no later than nextUpdate. */
+  function maxAgeOf(doc: Document, at: number): number {
+    const remaining = Math.floor((doc.nextUpdateMs - at) / 1000);
     return Math.max(0, Math.min(o.maxAgeSeconds, remaining));
   }
 
-  function documentResponse(req: HttpRequest, doc: Document, contentType: string): HttpResponse {
+  /** The last moment at which maxAgeOf(doc) still gives `maxAge`: it only ever falls. */
+  function maxAgeThrough(doc: Document, maxAge: number): number {
+    return maxAge === 0 ? Infinity : doc.nextUpdateMs - maxAge * 1000;
+  }
+
+  function documentResponse(
+    req: HttpRequest,
+    doc: Document,
+    contentType: string,
+    maxAge: number,
+  ): HttpResponse {
     const headers = {
       'content-type': contentType,
-      // RFC 5019 §6.2: max-age no later than nextUpdate; the validators for revalidation.
-      'cache-control': `max-age=${maxAgeOf(doc)}, public, no-transform, must-revalidate`,
+      // The validators let an HTTP cache revalidate (RFC 9110 §13.1).
+      'cache-control': `max-age=${maxAge}, public, no-transform, must-revalidate`,
       etag: doc.etag,
       'last-modified': doc.lastModified,
       expires: doc.expires,
@@ -218,27 +231,63 @@ export function createResponderHandler(o: ResponderHandlerOptions): (req: HttpRe
     }
   }
 
-  function answer(req: HttpRequest, question: Question): Answer {
-    const key = `${question.issuer.id}/${question.serialHex}`;
-    const respond = (doc: Document | null): HttpResponse => {
-      // RFC 5019 §2.2.3: a responder with no response to give answers unauthorized. It holds
-      // no key, so it cannot sign `unknown` for a serial it never saw.
-      if (!doc) return ocspError('unauthorized');
-      count('ocsp', doc.label);
-      return documentResponse(req, doc, ocspContentType);
-    };
+  /** RFC 5019 §2.2.3: a responder with no response to give answers unauthorized. */
+  function respondOcsp(req: HttpRequest, doc: Document | null): HttpResponse {
+    // It holds no key, so it cannot sign `unknown` for a serial it never saw.
+    if (!doc) return ocspError('unauthorized');
+    count('ocsp', doc.label);
+    return documentResponse(req, doc, ocspContentType, maxAgeOf(doc, now()));
+  }
 
-    const hit = ocspCache.fresh(key);
-    if (hit !== undefined) return respond(hit);
-    return ocspCache.get(key, () => loadOcsp(question.issuer.id, question.serialHex)).then(
-      respond,
-      (err: unknown) => {
-        const fields = { issuer: question.issuer.id, serial: question.serialHex, err };
-        o.log.warn(fields, 'ocsp lookup failed');
-        // RFC 6960 §4.2.1: tryLater when the responder cannot answer just now.
-        return ocspError('tryLater');
-      },
-    );
+  function lookupFailed(question: Question, err: unknown): HttpResponse {
+    const fields = { issuer: question.issuer.id, serial: question.serialHex, err };
+    o.log.warn(fields, 'ocsp lookup failed');
+    // RFC 6960 §4.2.1: tryLater when the responder cannot answer just now.
+    return ocspError('tryLater');
+  }
+
+  /** Answers a remembered GET from the cache, keeping the answer for the next one. */
+  function serveAgain(req: HttpRequest, question: Question, doc: Document): HttpResponse {
+    const at = now();
+    const maxAge = maxAgeOf(doc, at);
+    const response = documentResponse(req, doc, ocspContentType, maxAge);
+    const tally = tallyOf('ocsp', doc.label);
+    tally.inc();
+    if (response.status === 200) {
+      response.reused = true;
+      question.served = {
+        response,
+        freshBefore: ocspCache.freshBefore(question.key),
+        maxAgeThrough: maxAgeThrough(doc, maxAge),
+        tally,
+      };
+    }
+    return response;
+  }
+
+  function answer(req: HttpRequest, question: Question): Answer {
+    const unconditional =
+      req.header('if-none-match') === undefined && req.header('if-modified-since') === undefined;
+    const served = question.served;
+    if (served !== undefined && unconditional) {
+      const at = now();
+      if (at < served.freshBefore && at <= served.maxAgeThrough) {
+        served.tally.inc();
+        return served.response;
+      }
+      question.served = undefined;
+    }
+
+    const hit = ocspCache.fresh(question.key);
+    if (hit === undefined) {
+      const load = () => loadOcsp(question.issuer.id, question.serialHex);
+      return ocspCache.get(question.key, load).then(
+        (doc) => respondOcsp(req, doc),
+        (err: unknown) => lookupFailed(question, err),
+      );
+    }
+    if (hit !== null && question.remembered && unconditional) return serveAgain(req, question, hit);
+    return respondOcsp(req, hit);
   }
 
   /** Reads the request, checks it names this issuer, then answers; `rememberAs` for GETs. */
@@ -266,7 +315,13 @@ export function createResponderHandler(o: ResponderHandlerOptions): (req: HttpRe
       question.issuerKeyHash.equals(issuer.hashes.keyHash);
     if (!ours) return ocspError('unauthorized');
 
-    const known = { issuer, serialHex: question.serialHex };
+    const known: Question = {
+      issuer,
+      serialHex: question.serialHex,
+      key: `${issuer.id}/${question.serialHex}`,
+      remembered: rememberAs !== null,
+      served: undefined,
+    };
     if (rememberAs !== null) {
       if (questions.size >= maxRememberedPaths) questions = new Map();
       questions.set(rememberAs, known);
@@ -274,11 +329,12 @@ export function createResponderHandler(o: ResponderHandlerOptions): (req: HttpRe
     return answer(req, known);
   }
 
-  function ocspGet(req: HttpRequest, rest: string): Answer {
+  function ocspGet(req: HttpRequest): Answer {
     const remembered = questions.get(req.path);
     if (remembered) return answer(req, remembered);
     if (req.path.length > maxPathLength) return { ...plain('ocsp', 414), close: true };
 
+    const rest = req.path.slice('/ocsp/'.length);
     const slash = rest.indexOf('/');
     const issuerId = slash === -1 ? rest : rest.slice(0, slash);
     let encoded: string;
@@ -321,7 +377,7 @@ export function createResponderHandler(o: ResponderHandlerOptions): (req: HttpRe
     const respond = (doc: Document | null): HttpResponse => {
       if (!doc) return plain('crl', 404);
       count('crl', '200');
-      return documentResponse(req, doc, 'application/pkix-crl');
+      return documentResponse(req, doc, 'application/pkix-crl', maxAgeOf(doc, now()));
     };
     const hit = crlCache.fresh(issuer.id);
     if (hit !== undefined) return respond(hit);
@@ -352,8 +408,8 @@ export function createResponderHandler(o: ResponderHandlerOptions): (req: HttpRe
     const reading = method === 'GET' || method === 'HEAD';
 
     if (path.startsWith('/ocsp/')) {
+      if (reading) return ocspGet(req);
       const rest = path.slice('/ocsp/'.length);
-      if (reading) return ocspGet(req, rest);
       if (method === 'POST') return ocspPost(req, rest);
       return plain('ocsp', 405, { allow: 'GET, HEAD, POST' });
     }
