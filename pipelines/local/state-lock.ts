@@ -69,6 +69,21 @@ const partialLockMs = 5_000;
 /** A takeover guard older than this belongs to a run that died taking over. */
 const takeoverGuardMs = 10_000;
 
+/**
+ * The holder, once its creator has written it: a lock file is empty between its O_EXCL create
+ * and the write that follows, so an empty one is read again for a moment before it counts as
+ * partial (then its creator died, or is stuck).
+ */
+function settledHolder(lockFile: string): ReturnType<typeof readHolder> {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  let holder = readHolder(lockFile);
+  for (let i = 0; holder === 'partial' && i < 40; i++) {
+    Atomics.wait(pause, 0, 0, 5);
+    holder = readHolder(lockFile);
+  }
+  return holder;
+}
+
 function acquire(lockFile: string, op: string): HeldLock {
   const pidStart = processStart(process.pid);
   const lock: LockHolder = {
@@ -83,7 +98,7 @@ function acquire(lockFile: string, op: string): HeldLock {
   for (let attempt = 0; attempt < 5; attempt++) {
     if (createExclusive(lockFile, JSON.stringify(lock) + '\n')) return { lock, tookOver: null };
 
-    const holder = readHolder(lockFile);
+    const holder = settledHolder(lockFile);
     if (holder === 'missing') continue;
     if (holder === 'partial') {
       if (ageMs(lockFile) < partialLockMs) throw new StateLockedError(lockFile, null);
