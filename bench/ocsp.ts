@@ -8,7 +8,7 @@ import { issuerHashesOfCertificate } from '../components/lib/ocsp.js';
 import { serialFromCertificate, pemToDers } from '../components/lib/x509.js';
 import { freePort } from '../pipelines/local/ports.js';
 import { startTestCa } from '../test/helpers/ca.js';
-import { startHttp01Server } from '../test/helpers/challenge-servers.js';
+import { issueOverHttp01, startHttp01Server } from '../test/helpers/challenge-servers.js';
 import { ocspRequestDer } from '../test/helpers/ocsp.js';
 
 /**
@@ -218,18 +218,7 @@ export async function benchOcsp(options: {
     });
     await client.createAccount({ termsOfServiceAgreed: true });
     const [, csr] = await acme.crypto.createCsr({ commonName: 'ocsp.bench.test' });
-    const chain = await client.auto({
-      csr,
-      termsOfServiceAgreed: true,
-      challengePriority: ['http-01'],
-      skipChallengeVerification: true,
-      challengeCreateFn: async (_a, c, keyAuthorization) => {
-        http01.tokens.set(c.token, keyAuthorization);
-      },
-      challengeRemoveFn: async (_a, c) => {
-        http01.tokens.delete(c.token);
-      },
-    });
+    const chain = await issueOverHttp01(client, http01.tokens, csr);
 
     const [leaf, issuerCert] = pemToDers(chain);
     const issuerId = ca.shared.activeIssuer;

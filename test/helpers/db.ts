@@ -5,8 +5,10 @@ import type { Test } from 'tap';
 
 /**
  * Databases for tests. SQLite needs only a directory; PostgreSQL is the server the development
- * and CI machines run (127.0.0.1:5432, trust auth, database `test`), and each test gets its
- * own schema so that parallel test files never see each other's rows.
+ * and CI machines run (127.0.0.1:5432, trust auth, database `test`), and each test gets a
+ * database of its own, with its tables in a named schema. A database, not only a schema: the
+ * catalog queries kysely's introspection and migrator run read every schema of the database,
+ * and fail when a parallel test drops its schema in the middle of one.
  */
 
 /** Where the PostgreSQL test server is; override to point at another one. */
@@ -19,7 +21,7 @@ export function sqliteUrl(dir: string, file = 'sa.sqlite'): string {
 }
 
 /**
- * A `postgres://` db URL naming a fresh schema, dropped when `t` ends. When the server cannot
+ * A `postgres://` db URL naming a fresh database and schema, dropped when `t` ends. When the server cannot
  * be reached the test is skipped with the reason, except under CI=true where a missing server
  * is a failure. Returns null in both cases: the caller returns at once. Call it before `t`
  * makes any assertion, since skipping is done with `t.plan(0, reason)`.
@@ -38,9 +40,11 @@ export async function postgresUrlOrSkip(t: Test): Promise<string | null> {
     return null;
   }
 
-  const schema = `sa_test_${randomBytes(6).toString('hex')}`;
+  const id = randomBytes(6).toString('hex');
+  const database = `sa_test_${id}`;
+  const schema = `sa_${id}`;
   try {
-    await client.query(`create schema ${schema}`);
+    await client.query(`create database ${database}`);
   } finally {
     await client.end();
   }
@@ -50,13 +54,21 @@ export async function postgresUrlOrSkip(t: Test): Promise<string | null> {
     const dropper = new pg.Client({ connectionString: postgresTestUrl });
     await dropper.connect();
     try {
-      await dropper.query(`drop schema if exists ${schema} cascade`);
+      await dropper.query(`drop database if exists ${database} with (force)`);
     } finally {
       await dropper.end();
     }
   });
 
   const url = new URL(postgresTestUrl);
+  url.pathname = `/${database}`;
+  const inside = new pg.Client({ connectionString: url.toString() });
+  await inside.connect();
+  try {
+    await inside.query(`create schema ${schema}`);
+  } finally {
+    await inside.end();
+  }
   url.searchParams.set('schema', schema);
   return url.toString();
 }
