@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { pidAlive } from './state-lock.js';
 import type { Component } from './configs.js';
 import {
   lastLogLine,
@@ -185,13 +186,9 @@ export async function stopSupervisor(statusFile: string, timeoutMs = 30_000): Pr
   }
 }
 
+/** Whether a supervisor or component process still runs (a zombie does not). */
 export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+  return pidAlive(pid);
 }
 
 if (process.argv[1] && process.argv[1].endsWith('supervisor.ts')) {

@@ -3,6 +3,7 @@ import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, splitAddress } from '../../../components/lib/config.js';
+import { pidAlive as alive } from '../state-lock.js';
 import { proxyConfig } from './config.js';
 import { defaultPidFile } from './route-file.js';
 
@@ -87,15 +88,6 @@ export async function stopProxy(pidFile: string, timeoutMs = 35_000): Promise<bo
     await new Promise((r) => setTimeout(r, 50));
   }
   return true;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function lastLine(file: string): string {
